@@ -1,0 +1,50 @@
+#include "common.h"
+
+#include <sstream>
+
+namespace replicate {
+
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream os;
+  os << "(";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << ")";
+  return os.str();
+}
+
+void check_input(const char* op, const char* arg, const at::Tensor& t, int64_t dim,
+                 const char* expected_shape) {
+  TORCH_CHECK(t.defined(), op, ": argument '", arg, "' is undefined; expected ", expected_shape);
+  TORCH_CHECK(t.device().is_cpu(), op, ": argument '", arg, "' is on ", t.device(),
+              "; this kernel expects a CPU tensor of shape ", expected_shape);
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, op,
+              ": argument '", arg, "' has dtype ", t.scalar_type(),
+              "; expected float32 or float64 of shape ", expected_shape);
+  TORCH_CHECK(dim < 0 || t.dim() == dim, op, ": argument '", arg, "' has shape ",
+              shape_str(t.sizes()), "; expected ", expected_shape);
+}
+
+void check_same_dtype(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref) {
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), op, ": argument '", arg, "' has dtype ",
+              t.scalar_type(), "; expected ", ref.scalar_type(), " like the input");
+}
+
+void check_shape(const char* op, const char* arg, const at::Tensor& t, at::IntArrayRef shape) {
+  TORCH_CHECK(t.sizes() == shape, op, ": argument '", arg, "' has shape ", shape_str(t.sizes()),
+              "; expected ", shape_str(shape));
+}
+
+void check_int_tensor(const char* op, const char* arg, const at::Tensor& t, at::ScalarType st) {
+  TORCH_CHECK(t.defined() && t.device().is_cpu() && t.scalar_type() == st, op, ": argument '", arg,
+              "' must be a CPU tensor of dtype ", st, ", got ",
+              t.defined() ? std::string(c10::toString(t.scalar_type())) : std::string("undefined"));
+}
+
+std::pair<int64_t, int64_t> pair_arg(const char* op, const char* arg, at::IntArrayRef v, bool positive) {
+  TORCH_CHECK(v.size() == 2, op, ": argument '", arg, "' must have 2 values (h, w), got ", v.size());
+  TORCH_CHECK(positive ? (v[0] > 0 && v[1] > 0) : (v[0] >= 0 && v[1] >= 0), op, ": argument '", arg,
+              "' must be ", positive ? "positive" : "non-negative", ", got ", shape_str(v));
+  return {v[0], v[1]};
+}
+
+}  // namespace replicate

@@ -1,0 +1,31 @@
+// Shared argument checks and helpers for the CPU kernels.
+#pragma once
+#include <torch/library.h>
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <string>
+#include <vector>
+
+namespace replicate {
+
+// Caffe's layer parameters are protobuf floats: a kernel of Dtype double still
+// sees the float value, so every real parameter goes through float first.
+template <typename T>
+inline T caffe_param(double v) { return static_cast<T>(static_cast<float>(v)); }
+
+std::string shape_str(at::IntArrayRef s);
+
+// A floating tensor (float32/float64) on the CPU with `dim` dimensions (-1: any).
+// Errors name the op, the argument and the expected shape.
+void check_input(const char* op, const char* arg, const at::Tensor& t, int64_t dim,
+                 const char* expected_shape);
+void check_same_dtype(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref);
+void check_shape(const char* op, const char* arg, const at::Tensor& t, at::IntArrayRef shape);
+void check_int_tensor(const char* op, const char* arg, const at::Tensor& t, at::ScalarType st);
+std::pair<int64_t, int64_t> pair_arg(const char* op, const char* arg, at::IntArrayRef v, bool positive);
+
+}  // namespace replicate
+
+// float32 and float64, as Caffe instantiates its layers.
+#define REPLICATE_DISPATCH(TYPE, NAME, ...) AT_DISPATCH_FLOATING_TYPES(TYPE, "replicate", __VA_ARGS__)

@@ -1,0 +1,79 @@
+// Caffe's im2col / col2im for one image, in Caffe's loop order (channel, kernel
+// row, kernel column, output row, output column); col2im accumulates in that order.
+#pragma once
+#include <cstdint>
+
+namespace replicate {
+namespace cpu {
+
+struct ConvGeom {
+  int64_t channels, height, width;
+  int64_t kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w;
+  int64_t out_h() const { return (height + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) / stride_h + 1; }
+  int64_t out_w() const { return (width + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) / stride_w + 1; }
+};
+
+inline bool in_range(int64_t a, int64_t b) { return static_cast<uint64_t>(a) < static_cast<uint64_t>(b); }
+
+// `ld` is the distance between rows of the column matrix (Caffe: out_h * out_w); a larger ld
+// lets several images share one matrix side by side.
+template <typename T>
+void im2col(const T* im, const ConvGeom& g, T* col, int64_t ld) {
+  const int64_t oh = g.out_h(), ow = g.out_w(), plane = g.height * g.width, skip = ld - oh * ow;
+  for (int64_t c = 0; c < g.channels; ++c, im += plane) {
+    for (int64_t kr = 0; kr < g.kernel_h; ++kr) {
+      for (int64_t kc = 0; kc < g.kernel_w; ++kc) {
+        int64_t row = -g.pad_h + kr * g.dilation_h;
+        for (int64_t y = 0; y < oh; ++y, row += g.stride_h) {
+          if (!in_range(row, g.height)) {
+            for (int64_t x = 0; x < ow; ++x) *col++ = T(0);
+            continue;
+          }
+          int64_t column = -g.pad_w + kc * g.dilation_w;
+          const T* src = im + row * g.width;
+          for (int64_t x = 0; x < ow; ++x, column += g.stride_w)
+            *col++ = in_range(column, g.width) ? src[column] : T(0);
+        }
+        col += skip;
+      }
+    }
+  }
+}
+
+// im is overwritten (Caffe zeroes it first), then each column entry is added.
+template <typename T>
+void col2im(const T* col, const ConvGeom& g, T* im, int64_t ld) {
+  const int64_t oh = g.out_h(), ow = g.out_w(), plane = g.height * g.width, skip = ld - oh * ow;
+  for (int64_t i = 0; i < g.channels * plane; ++i) im[i] = T(0);
+  for (int64_t c = 0; c < g.channels; ++c, im += plane) {
+    for (int64_t kr = 0; kr < g.kernel_h; ++kr) {
+      for (int64_t kc = 0; kc < g.kernel_w; ++kc) {
+        int64_t row = -g.pad_h + kr * g.dilation_h;
+        for (int64_t y = 0; y < oh; ++y, row += g.stride_h) {
+          if (!in_range(row, g.height)) {
+            col += ow;
+            continue;
+          }
+          int64_t column = -g.pad_w + kc * g.dilation_w;
+          T* dst = im + row * g.width;
+          for (int64_t x = 0; x < ow; ++x, column += g.stride_w, ++col)
+            if (in_range(column, g.width)) dst[column] += *col;
+        }
+        col += skip;
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace replicate
+
+namespace at { class Tensor; }
+#include <c10/util/ArrayRef.h>
+namespace replicate {
+namespace cpu {
+// Validated geometry for the ops; errors name the op and argument.
+ConvGeom conv_geometry(const char* op, int64_t C, int64_t H, int64_t W, c10::IntArrayRef kernel,
+                       c10::IntArrayRef pad, c10::IntArrayRef stride, c10::IntArrayRef dilation);
+}  // namespace cpu
+}  // namespace replicate

@@ -1,0 +1,111 @@
+// InnerProduct as Caffe 1.0's InnerProductLayer (CPU): one GEMM over the whole batch, bias by a
+// K=1 GEMM against ones; backward: weight diff GEMM (beta 1), bias diff GEMV (beta 1), bottom GEMM.
+#include "../blas.h"
+#include "../common.h"
+
+namespace replicate {
+namespace cpu {
+namespace {
+
+// input (M, K); weight (N, K), or (K, N) with transpose (Caffe's `transpose`).
+void check_ip(const char* op, const at::Tensor& input, const at::Tensor& weight, bool transpose, int64_t& N) {
+  check_input(op, "input", input, 2, "(M, K): the batch flattened from Caffe's axis");
+  check_input(op, "weight", weight, 2, transpose ? "(K, num_output)" : "(num_output, K)");
+  check_same_dtype(op, "weight", weight, input);
+  const int64_t K = input.size(1);
+  N = transpose ? weight.size(1) : weight.size(0);
+  TORCH_CHECK((transpose ? weight.size(0) : weight.size(1)) == K, op, ": argument 'weight' has shape ",
+              shape_str(weight.sizes()), "; expected ", transpose ? "(" : "(num_output, ", K,
+              transpose ? ", num_output)" : ")", " for an input of ", K, " features");
+}
+
+at::Tensor ip_forward(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                      bool transpose) {
+  const char* op = "inner_product_forward";
+  int64_t N;
+  check_ip(op, input, weight, transpose, N);
+  if (bias) {
+    check_input(op, "bias", *bias, 1, "(num_output,)");
+    check_same_dtype(op, "bias", *bias, input);
+    check_shape(op, "bias", *bias, {N});
+  }
+  const at::Tensor x = input.contiguous(), w = weight.contiguous();
+  const int64_t M = x.size(0), K = x.size(1);
+  at::Tensor top = at::empty({M, N}, x.options());
+  REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
+    using T = scalar_t;
+    T* out = top.data_ptr<T>();
+    blas::gemm<T>(blas::NoTrans, transpose ? blas::NoTrans : blas::Trans, M, N, K, T(1), x.data_ptr<T>(),
+                  w.data_ptr<T>(), T(0), out);
+    if (bias) {
+      const at::Tensor b = bias->contiguous();
+      const std::vector<T> ones(M, T(1));
+      blas::gemm<T>(blas::NoTrans, blas::NoTrans, M, N, 1, T(1), ones.data(), b.data_ptr<T>(), T(1), out);
+    }
+  });
+  return top;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> ip_backward(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight, bool transpose,
+    std::array<bool, 3> output_mask, const std::optional<at::Tensor>& weight_diff,
+    const std::optional<at::Tensor>& bias_diff) {
+  const char* op = "inner_product_backward";
+  int64_t N;
+  check_ip(op, input, weight, transpose, N);
+  const int64_t M = input.size(0), K = input.size(1);
+  check_input(op, "grad_output", grad_output, 2, "(M, num_output)");
+  check_same_dtype(op, "grad_output", grad_output, input);
+  check_shape(op, "grad_output", grad_output, {M, N});
+  const at::Tensor x = input.contiguous(), w = weight.contiguous(), td = grad_output.contiguous();
+  at::Tensor gx = at::empty({0}, x.options()), gw = at::empty({0}, x.options()), gb = at::empty({0}, x.options());
+  if (output_mask[1]) {
+    if (weight_diff) {
+      check_input(op, "weight_diff", *weight_diff, 2, "like weight");
+      check_same_dtype(op, "weight_diff", *weight_diff, input);
+      check_shape(op, "weight_diff", *weight_diff, weight.sizes());
+      gw = weight_diff->clone(at::MemoryFormat::Contiguous);
+    } else {
+      gw = at::zeros(weight.sizes(), x.options());
+    }
+  }
+  if (output_mask[2]) {
+    if (bias_diff) {
+      check_input(op, "bias_diff", *bias_diff, 1, "(num_output,)");
+      check_same_dtype(op, "bias_diff", *bias_diff, input);
+      check_shape(op, "bias_diff", *bias_diff, {N});
+      gb = bias_diff->clone(at::MemoryFormat::Contiguous);
+    } else {
+      gb = at::zeros({N}, x.options());
+    }
+  }
+  if (output_mask[0]) gx = at::empty({M, K}, x.options());
+  REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
+    using T = scalar_t;
+    const T *xd = x.data_ptr<T>(), *wd = w.data_ptr<T>(), *t = td.data_ptr<T>();
+    if (output_mask[1]) {
+      if (transpose)
+        blas::gemm<T>(blas::Trans, blas::NoTrans, K, N, M, T(1), xd, t, T(1), gw.data_ptr<T>());
+      else
+        blas::gemm<T>(blas::Trans, blas::NoTrans, N, K, M, T(1), t, xd, T(1), gw.data_ptr<T>());
+    }
+    if (output_mask[2]) {
+      const std::vector<T> ones(M, T(1));
+      blas::gemv<T>(blas::Trans, M, N, T(1), t, ones.data(), T(1), gb.data_ptr<T>());
+    }
+    if (output_mask[0])
+      blas::gemm<T>(blas::NoTrans, transpose ? blas::Trans : blas::NoTrans, M, K, N, T(1), t, wd, T(0),
+                    gx.data_ptr<T>());
+  });
+  return {gx, gw, gb};
+}
+
+}  // namespace
+}  // namespace cpu
+
+TORCH_LIBRARY_IMPL(replicate, CPU, m) {
+  m.impl("inner_product_forward", &cpu::ip_forward);
+  m.impl("inner_product_backward", &cpu::ip_backward);
+}
+
+}  // namespace replicate

@@ -1,0 +1,94 @@
+// Caffe's pooling on one (channel) plane, shared by the Pooling op and LRN WITHIN_CHANNEL.
+#pragma once
+#include <algorithm>
+#include <cfloat>
+#include <cstdint>
+#include <limits>
+
+namespace replicate {
+namespace cpu {
+
+struct PoolGeom {
+  int64_t height, width, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, pooled_h, pooled_w;
+};
+
+// Caffe 1.0's output size: ceil (default) or floor of (H + 2p - k) / s, computed in float as
+// Caffe does, plus one; with padding, a last window that starts inside the padding is dropped.
+int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode);
+
+// Caffe starts every output at -FLT_MAX (for double too) and keeps the first maximum in
+// row-major window order (strict >).
+template <typename T>
+void max_pool_plane(const T* in, const PoolGeom& g, T* out, int32_t* mask) {
+  for (int64_t ph = 0; ph < g.pooled_h; ++ph) {
+    for (int64_t pw = 0; pw < g.pooled_w; ++pw) {
+      int64_t hstart = ph * g.stride_h - g.pad_h, wstart = pw * g.stride_w - g.pad_w;
+      const int64_t hend = std::min(hstart + g.kernel_h, g.height);
+      const int64_t wend = std::min(wstart + g.kernel_w, g.width);
+      hstart = std::max<int64_t>(hstart, 0);
+      wstart = std::max<int64_t>(wstart, 0);
+      T best = T(-FLT_MAX);
+      int32_t arg = -1;
+      for (int64_t h = hstart; h < hend; ++h)
+        for (int64_t w = wstart; w < wend; ++w) {
+          const int64_t idx = h * g.width + w;
+          if (in[idx] > best) {
+            best = in[idx];
+            arg = static_cast<int32_t>(idx);
+          }
+        }
+      out[ph * g.pooled_w + pw] = best;
+      mask[ph * g.pooled_w + pw] = arg;
+    }
+  }
+}
+
+template <typename T>
+void max_pool_backward_plane(const T* top_diff, const int32_t* mask, int64_t pooled, T* bottom_diff) {
+  for (int64_t i = 0; i < pooled; ++i)
+    if (mask[i] >= 0) bottom_diff[mask[i]] += top_diff[i];
+}
+
+// The divisor counts the window clipped to [-pad, size + pad), padding included.
+template <typename T>
+void ave_pool_plane(const T* in, const PoolGeom& g, T* out) {
+  for (int64_t ph = 0; ph < g.pooled_h; ++ph) {
+    for (int64_t pw = 0; pw < g.pooled_w; ++pw) {
+      int64_t hstart = ph * g.stride_h - g.pad_h, wstart = pw * g.stride_w - g.pad_w;
+      int64_t hend = std::min(hstart + g.kernel_h, g.height + g.pad_h);
+      int64_t wend = std::min(wstart + g.kernel_w, g.width + g.pad_w);
+      const int pool_size = static_cast<int>((hend - hstart) * (wend - wstart));
+      hstart = std::max<int64_t>(hstart, 0);
+      wstart = std::max<int64_t>(wstart, 0);
+      hend = std::min(hend, g.height);
+      wend = std::min(wend, g.width);
+      T sum = T(0);
+      for (int64_t h = hstart; h < hend; ++h)
+        for (int64_t w = wstart; w < wend; ++w) sum += in[h * g.width + w];
+      out[ph * g.pooled_w + pw] = sum / pool_size;
+    }
+  }
+}
+
+// bottom_diff must be zeroed by the caller (Caffe's caffe_set before the loop).
+template <typename T>
+void ave_pool_backward_plane(const T* top_diff, const PoolGeom& g, T* bottom_diff) {
+  for (int64_t ph = 0; ph < g.pooled_h; ++ph) {
+    for (int64_t pw = 0; pw < g.pooled_w; ++pw) {
+      int64_t hstart = ph * g.stride_h - g.pad_h, wstart = pw * g.stride_w - g.pad_w;
+      int64_t hend = std::min(hstart + g.kernel_h, g.height + g.pad_h);
+      int64_t wend = std::min(wstart + g.kernel_w, g.width + g.pad_w);
+      const int pool_size = static_cast<int>((hend - hstart) * (wend - wstart));
+      hstart = std::max<int64_t>(hstart, 0);
+      wstart = std::max<int64_t>(wstart, 0);
+      hend = std::min(hend, g.height);
+      wend = std::min(wend, g.width);
+      const T d = top_diff[ph * g.pooled_w + pw];
+      for (int64_t h = hstart; h < hend; ++h)
+        for (int64_t w = wstart; w < wend; ++w) bottom_diff[h * g.width + w] += d / pool_size;
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace replicate

@@ -1,0 +1,64 @@
+// Op schemas (namespace `replicate`) and the small Python module that selects the BLAS backend.
+// Kernels register themselves per backend in csrc/cpu/*.cpp (and csrc/cuda/glue.cpp in CUDA builds).
+#include <Python.h>
+#include <torch/extension.h>
+#include <torch/library.h>
+
+#include "blas.h"
+
+TORCH_LIBRARY(replicate, m) {
+  m.def("im2col(Tensor im, int[2] kernel, int[2] pad, int[2] stride, int[2] dilation) -> Tensor");
+  m.def("col2im(Tensor col, int[2] image_size, int channels, int[2] kernel, int[2] pad, int[2] stride, "
+        "int[2] dilation) -> Tensor");
+  m.def("conv_forward(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[2] pad, int[2] dilation, "
+        "int group) -> Tensor");
+  m.def("conv_backward(Tensor grad_output, Tensor input, Tensor weight, int[2] stride, int[2] pad, "
+        "int[2] dilation, int group, bool[3] output_mask, Tensor? weight_diff=None, Tensor? bias_diff=None) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("pool_max_forward(Tensor input, int[2] kernel, int[2] stride, int[2] pad, bool ceil_mode) "
+        "-> (Tensor, Tensor)");
+  m.def("pool_max_backward(Tensor grad_output, Tensor mask, SymInt[] input_size) -> Tensor");
+  m.def("pool_ave_forward(Tensor input, int[2] kernel, int[2] stride, int[2] pad, bool ceil_mode) -> Tensor");
+  m.def("pool_ave_backward(Tensor grad_output, SymInt[] input_size, int[2] kernel, int[2] stride, int[2] pad) "
+        "-> Tensor");
+  m.def("lrn_across_forward(Tensor input, int size, float alpha, float beta, float k) -> (Tensor, Tensor)");
+  m.def("lrn_across_backward(Tensor grad_output, Tensor input, Tensor output, Tensor scale, int size, "
+        "float alpha, float beta) -> Tensor");
+  m.def("lrn_within_forward(Tensor input, int size, float alpha, float beta) -> (Tensor, Tensor, Tensor)");
+  m.def("lrn_within_backward(Tensor grad_output, Tensor input, Tensor pool_output, Tensor power_output, "
+        "int size, float alpha, float beta) -> Tensor");
+  m.def("inner_product_forward(Tensor input, Tensor weight, Tensor? bias, bool transpose) -> Tensor");
+  m.def("inner_product_backward(Tensor grad_output, Tensor input, Tensor weight, bool transpose, "
+        "bool[3] output_mask, Tensor? weight_diff=None, Tensor? bias_diff=None) -> (Tensor, Tensor, Tensor)");
+  m.def("relu_forward(Tensor input, float negative_slope) -> Tensor");
+  m.def("relu_backward(Tensor grad_output, Tensor input, float negative_slope) -> Tensor");
+  m.def("dropout_forward(Tensor input, Tensor mask, float ratio) -> Tensor");
+  m.def("dropout_backward(Tensor grad_output, Tensor mask, float ratio) -> Tensor");
+  m.def("softmax_forward(Tensor input, int axis) -> Tensor");
+  m.def("softmax_backward(Tensor grad_output, Tensor output, int axis) -> Tensor");
+  m.def("softmax_loss_forward(Tensor input, Tensor label, int axis, int normalization, int? ignore_label) "
+        "-> (Tensor, Tensor)");
+  m.def("softmax_loss_backward(Tensor grad_loss, Tensor prob, Tensor label, int axis, int normalization, "
+        "int? ignore_label) -> Tensor");
+  m.def("accuracy_forward(Tensor input, Tensor label, int axis, int top_k, int? ignore_label) "
+        "-> (Tensor, Tensor)");
+}
+
+namespace {
+
+void set_blas(const std::string& name) {
+  using replicate::blas::Mode;
+  TORCH_CHECK(name == "fast" || name == "exact", "unknown BLAS mode '", name, "': use 'fast' or 'exact'");
+  replicate::blas::set_mode(name == "exact" ? Mode::Exact : Mode::Fast);
+}
+
+std::string get_blas() { return replicate::blas::mode() == replicate::blas::Mode::Exact ? "exact" : "fast"; }
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "Caffe 1.0 layers as torch ops (namespace torch.ops.replicate)";
+  m.def("set_blas", &set_blas, "Select the BLAS backend: 'fast' (torch) or 'exact' (system CBLAS, Caffe's calls)");
+  m.def("get_blas", &get_blas, "The BLAS backend in use");
+  m.def("blas_library", &replicate::blas::library_info, "The CBLAS library loaded for exact mode, with its config");
+}

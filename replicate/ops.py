@@ -1,0 +1,472 @@
+"""Python face of the Caffe ops in ``torch.ops.replicate``.
+
+The kernels live in ``csrc/`` (one file per Caffe layer) and are registered as torch ops by the
+``replicate._C`` extension.  This module adds, for every op, a fake (meta) kernel so the ops trace
+under torch.compile / FakeTensor, and autograd formulas that call Caffe's own backward kernels,
+following PyTorch's extension-cpp pattern.  The layer-level helpers at the bottom take Caffe's
+parameter names.
+
+BLAS backend: ``fast`` (default; torch's matmul) or ``exact`` (every BLAS call Caffe makes goes to
+the same routine of a system CBLAS, default Debian's OpenBLAS, with Caffe's arguments).  Chosen by
+env ``REPLICATE_BLAS`` at import or :func:`set_blas`; env ``REPLICATE_CBLAS`` names the library.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from . import _C  # noqa: F401  (loads the kernels and registers the ops)
+
+ops = torch.ops.replicate
+IntPair = Union[int, Sequence[int]]
+
+# ---------------------------------------------------------------------------------------------
+# BLAS backend
+
+
+def set_blas(mode: str) -> None:
+    """Select ``"fast"`` or ``"exact"``; exact loads the CBLAS now (errors name the library)."""
+    _C.set_blas(mode)
+
+
+def get_blas() -> str:
+    return _C.get_blas()
+
+
+def blas_library() -> str:
+    """The CBLAS loaded for exact mode with its build config and core ("" before first use)."""
+    return _C.blas_library()
+
+
+class blas_mode:
+    """Context manager: ``with blas_mode("exact"): ...``."""
+
+    def __init__(self, mode: str):
+        self.mode, self.prev = mode, None
+
+    def __enter__(self):
+        self.prev = get_blas()
+        set_blas(self.mode)
+        return self
+
+    def __exit__(self, *exc):
+        set_blas(self.prev)
+
+
+if os.environ.get("REPLICATE_BLAS"):
+    set_blas(os.environ["REPLICATE_BLAS"])
+
+# ---------------------------------------------------------------------------------------------
+# Shape rules shared by the fake kernels and the layer helpers
+
+
+def pair(v: IntPair, name: str = "value") -> Tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or an (h, w) pair, got {v!r}")
+    return (v[0], v[1])
+
+
+def conv_out(size, kernel: int, pad: int, stride: int, dilation: int = 1):
+    return (size + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
+
+
+def pooled_size(size, kernel: int, stride: int, pad: int, ceil_mode: bool = True):
+    """Caffe 1.0's pooled size: ceil (or floor) of (size + 2 pad - kernel) / stride, plus one;
+    with padding, a last window that would start inside the padding is dropped."""
+    span = size + 2 * pad - kernel
+    out = (-((-span) // stride) if ceil_mode else span // stride) + 1
+    if pad and (out - 1) * stride >= size + pad:
+        out = out - 1
+    return out
+
+
+def _empty(like: Tensor, shape, dtype=None) -> Tensor:
+    return like.new_empty(shape, dtype=dtype if dtype is not None else like.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fake kernels
+
+
+@torch.library.register_fake("replicate::im2col")
+def _(im, kernel, pad, stride, dilation):
+    c, h, w = im.shape[-3:]
+    oh = conv_out(h, kernel[0], pad[0], stride[0], dilation[0])
+    ow = conv_out(w, kernel[1], pad[1], stride[1], dilation[1])
+    return _empty(im, (*im.shape[:-3], c * kernel[0] * kernel[1], oh * ow))
+
+
+@torch.library.register_fake("replicate::col2im")
+def _(col, image_size, channels, kernel, pad, stride, dilation):
+    return _empty(col, (*col.shape[:-2], channels, image_size[0], image_size[1]))
+
+
+@torch.library.register_fake("replicate::conv_forward")
+def _(input, weight, bias, stride, pad, dilation, group):
+    oh = conv_out(input.shape[2], weight.shape[2], pad[0], stride[0], dilation[0])
+    ow = conv_out(input.shape[3], weight.shape[3], pad[1], stride[1], dilation[1])
+    return _empty(input, (input.shape[0], weight.shape[0], oh, ow))
+
+
+def _param_grads(input, weight, bias_len, output_mask):
+    gx = _empty(input, input.shape) if output_mask[0] else _empty(input, (0,))
+    gw = _empty(input, weight.shape) if output_mask[1] else _empty(input, (0,))
+    gb = _empty(input, (bias_len,)) if output_mask[2] else _empty(input, (0,))
+    return gx, gw, gb
+
+
+@torch.library.register_fake("replicate::conv_backward")
+def _(grad_output, input, weight, stride, pad, dilation, group, output_mask, weight_diff=None, bias_diff=None):
+    return _param_grads(input, weight, weight.shape[0], output_mask)
+
+
+@torch.library.register_fake("replicate::pool_max_forward")
+def _(input, kernel, stride, pad, ceil_mode):
+    n, c, h, w = input.shape
+    shape = (n, c, pooled_size(h, kernel[0], stride[0], pad[0], ceil_mode),
+             pooled_size(w, kernel[1], stride[1], pad[1], ceil_mode))
+    return _empty(input, shape), _empty(input, shape, torch.int32)
+
+
+@torch.library.register_fake("replicate::pool_max_backward")
+def _(grad_output, mask, input_size):
+    return _empty(grad_output, input_size)
+
+
+@torch.library.register_fake("replicate::pool_ave_forward")
+def _(input, kernel, stride, pad, ceil_mode):
+    n, c, h, w = input.shape
+    return _empty(input, (n, c, pooled_size(h, kernel[0], stride[0], pad[0], ceil_mode),
+                          pooled_size(w, kernel[1], stride[1], pad[1], ceil_mode)))
+
+
+@torch.library.register_fake("replicate::pool_ave_backward")
+def _(grad_output, input_size, kernel, stride, pad):
+    return _empty(grad_output, input_size)
+
+
+@torch.library.register_fake("replicate::lrn_across_forward")
+def _(input, size, alpha, beta, k):
+    return torch.empty_like(input), torch.empty_like(input)
+
+
+@torch.library.register_fake("replicate::lrn_within_forward")
+def _(input, size, alpha, beta):
+    return torch.empty_like(input), torch.empty_like(input), torch.empty_like(input)
+
+
+@torch.library.register_fake("replicate::lrn_across_backward")
+def _(grad_output, input, output, scale, size, alpha, beta):
+    return torch.empty_like(input)
+
+
+@torch.library.register_fake("replicate::lrn_within_backward")
+def _(grad_output, input, pool_output, power_output, size, alpha, beta):
+    return torch.empty_like(input)
+
+
+@torch.library.register_fake("replicate::inner_product_forward")
+def _(input, weight, bias, transpose):
+    return _empty(input, (input.shape[0], weight.shape[1] if transpose else weight.shape[0]))
+
+
+@torch.library.register_fake("replicate::inner_product_backward")
+def _(grad_output, input, weight, transpose, output_mask, weight_diff=None, bias_diff=None):
+    return _param_grads(input, weight, grad_output.shape[1], output_mask)
+
+
+@torch.library.register_fake("replicate::relu_forward")
+def _(input, negative_slope):
+    return torch.empty_like(input)
+
+
+@torch.library.register_fake("replicate::relu_backward")
+def _(grad_output, input, negative_slope):
+    return torch.empty_like(input)
+
+
+@torch.library.register_fake("replicate::dropout_forward")
+def _(input, mask, ratio):
+    return torch.empty_like(input)
+
+
+@torch.library.register_fake("replicate::dropout_backward")
+def _(grad_output, mask, ratio):
+    return torch.empty_like(grad_output)
+
+
+@torch.library.register_fake("replicate::softmax_forward")
+def _(input, axis):
+    return torch.empty_like(input)
+
+
+@torch.library.register_fake("replicate::softmax_backward")
+def _(grad_output, output, axis):
+    return torch.empty_like(output)
+
+
+@torch.library.register_fake("replicate::softmax_loss_forward")
+def _(input, label, axis, normalization, ignore_label):
+    return _empty(input, ()), torch.empty_like(input)
+
+
+@torch.library.register_fake("replicate::softmax_loss_backward")
+def _(grad_loss, prob, label, axis, normalization, ignore_label):
+    return torch.empty_like(prob)
+
+
+@torch.library.register_fake("replicate::accuracy_forward")
+def _(input, label, axis, top_k, ignore_label):
+    return _empty(input, ()), _empty(input, (input.shape[axis],))
+
+
+# ---------------------------------------------------------------------------------------------
+# Autograd: each forward op's gradient is Caffe's backward kernel.
+
+
+def _im2col_setup(ctx, inputs, output):
+    im, kernel, pad, stride, dilation = inputs
+    ctx.args = (tuple(im.shape[-2:]), im.shape[-3], kernel, pad, stride, dilation)
+
+
+def _im2col_backward(ctx, grad):
+    return ops.col2im(grad, *ctx.args), None, None, None, None
+
+
+torch.library.register_autograd("replicate::im2col", _im2col_backward, setup_context=_im2col_setup)
+
+
+def _col2im_setup(ctx, inputs, output):
+    _, _, _, kernel, pad, stride, dilation = inputs
+    ctx.args = (kernel, pad, stride, dilation)
+
+
+def _col2im_backward(ctx, grad):
+    return ops.im2col(grad, *ctx.args), None, None, None, None, None, None
+
+
+torch.library.register_autograd("replicate::col2im", _col2im_backward, setup_context=_col2im_setup)
+
+
+def _conv_setup(ctx, inputs, output):
+    input, weight, bias, stride, pad, dilation, group = inputs
+    ctx.save_for_backward(input, weight)
+    ctx.args = (stride, pad, dilation, group)
+    ctx.has_bias = bias is not None
+
+
+def _conv_backward(ctx, grad):
+    input, weight = ctx.saved_tensors
+    mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
+    gx, gw, gb = ops.conv_backward(grad, input, weight, *ctx.args, mask)
+    return (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None,
+            None, None, None, None)
+
+
+torch.library.register_autograd("replicate::conv_forward", _conv_backward, setup_context=_conv_setup)
+
+
+def _pool_max_setup(ctx, inputs, output):
+    ctx.save_for_backward(output[1])
+    ctx.input_size = inputs[0].shape
+
+
+def _pool_max_backward(ctx, grad, _grad_mask):
+    (mask,) = ctx.saved_tensors
+    return ops.pool_max_backward(grad, mask, ctx.input_size), None, None, None, None
+
+
+torch.library.register_autograd("replicate::pool_max_forward", _pool_max_backward, setup_context=_pool_max_setup)
+
+
+def _pool_ave_setup(ctx, inputs, output):
+    input, kernel, stride, pad, _ = inputs
+    ctx.input_size, ctx.args = input.shape, (kernel, stride, pad)
+
+
+def _pool_ave_backward(ctx, grad):
+    return ops.pool_ave_backward(grad, ctx.input_size, *ctx.args), None, None, None, None
+
+
+torch.library.register_autograd("replicate::pool_ave_forward", _pool_ave_backward, setup_context=_pool_ave_setup)
+
+
+def _lrn_across_setup(ctx, inputs, output):
+    input, size, alpha, beta, _ = inputs
+    ctx.save_for_backward(input, output[0], output[1])
+    ctx.args = (size, alpha, beta)
+
+
+def _lrn_across_backward(ctx, grad, _grad_scale):
+    input, top, scale = ctx.saved_tensors
+    return ops.lrn_across_backward(grad, input, top, scale, *ctx.args), None, None, None, None
+
+
+torch.library.register_autograd("replicate::lrn_across_forward", _lrn_across_backward,
+                                setup_context=_lrn_across_setup)
+
+
+def _lrn_within_setup(ctx, inputs, output):
+    input, size, alpha, beta = inputs
+    ctx.save_for_backward(input, output[1], output[2])
+    ctx.args = (size, alpha, beta)
+
+
+def _lrn_within_backward(ctx, grad, _g_pool, _g_power):
+    input, pooled, powered = ctx.saved_tensors
+    return ops.lrn_within_backward(grad, input, pooled, powered, *ctx.args), None, None, None
+
+
+torch.library.register_autograd("replicate::lrn_within_forward", _lrn_within_backward,
+                                setup_context=_lrn_within_setup)
+
+
+def _ip_setup(ctx, inputs, output):
+    input, weight, bias, transpose = inputs
+    ctx.save_for_backward(input, weight)
+    ctx.transpose, ctx.has_bias = transpose, bias is not None
+
+
+def _ip_backward(ctx, grad):
+    input, weight = ctx.saved_tensors
+    mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
+    gx, gw, gb = ops.inner_product_backward(grad, input, weight, ctx.transpose, mask)
+    return gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None, None
+
+
+torch.library.register_autograd("replicate::inner_product_forward", _ip_backward, setup_context=_ip_setup)
+
+
+def _relu_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0])
+    ctx.slope = inputs[1]
+
+
+def _relu_backward(ctx, grad):
+    (input,) = ctx.saved_tensors
+    return ops.relu_backward(grad, input, ctx.slope), None
+
+
+torch.library.register_autograd("replicate::relu_forward", _relu_backward, setup_context=_relu_setup)
+
+
+def _dropout_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1])
+    ctx.ratio = inputs[2]
+
+
+def _dropout_backward(ctx, grad):
+    (mask,) = ctx.saved_tensors
+    return ops.dropout_backward(grad, mask, ctx.ratio), None, None
+
+
+torch.library.register_autograd("replicate::dropout_forward", _dropout_backward, setup_context=_dropout_setup)
+
+
+def _softmax_setup(ctx, inputs, output):
+    ctx.save_for_backward(output)
+    ctx.axis = inputs[1]
+
+
+def _softmax_backward(ctx, grad):
+    (output,) = ctx.saved_tensors
+    return ops.softmax_backward(grad, output, ctx.axis), None
+
+
+torch.library.register_autograd("replicate::softmax_forward", _softmax_backward, setup_context=_softmax_setup)
+
+
+def _softmax_loss_setup(ctx, inputs, output):
+    _, label, axis, normalization, ignore_label = inputs
+    ctx.save_for_backward(output[1], label)
+    ctx.args = (axis, normalization, ignore_label)
+
+
+def _softmax_loss_backward(ctx, grad_loss, _grad_prob):
+    prob, label = ctx.saved_tensors
+    return ops.softmax_loss_backward(grad_loss, prob, label, *ctx.args), None, None, None, None
+
+
+torch.library.register_autograd("replicate::softmax_loss_forward", _softmax_loss_backward,
+                                setup_context=_softmax_loss_setup)
+
+# ---------------------------------------------------------------------------------------------
+# Layer-level helpers with Caffe's parameter names
+
+NORMALIZATION = {"FULL": 0, "VALID": 1, "BATCH_SIZE": 2, "NONE": 3}
+
+
+def convolution(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntPair = 1,
+                pad: IntPair = 0, dilation: IntPair = 1, group: int = 1) -> Tensor:
+    return ops.conv_forward(x, weight, bias, pair(stride, "stride"), pair(pad, "pad"),
+                            pair(dilation, "dilation"), group)
+
+
+def pooling(x: Tensor, pool: str = "MAX", kernel_size: IntPair = 2, stride: IntPair = 1, pad: IntPair = 0,
+            global_pooling: bool = False, round_mode: str = "CEIL", return_mask: bool = False):
+    """Caffe's Pooling layer (MAX or AVE); ``return_mask`` also gives MAX's argmax mask."""
+    kernel = tuple(x.shape[2:]) if global_pooling else pair(kernel_size, "kernel_size")
+    stride, pad = pair(stride, "stride"), pair(pad, "pad")
+    if global_pooling and (pad != (0, 0) or stride != (1, 1)):
+        raise ValueError("global pooling takes no pad and stride 1 (Caffe's rule)")
+    ceil_mode = {"CEIL": True, "FLOOR": False}[round_mode.upper()]
+    pool = pool.upper()
+    if pool == "MAX":
+        top, mask = ops.pool_max_forward(x, kernel, stride, pad, ceil_mode)
+        return (top, mask) if return_mask else top
+    if pool == "AVE":
+        return ops.pool_ave_forward(x, kernel, stride, pad, ceil_mode)
+    raise ValueError(f"pooling method {pool!r} is not available on the CPU (Caffe's CPU has MAX and AVE)")
+
+
+def lrn(x: Tensor, local_size: int = 5, alpha: float = 1.0, beta: float = 0.75, k: float = 1.0,
+        norm_region: str = "ACROSS_CHANNELS") -> Tensor:
+    region = norm_region.upper()
+    if region == "ACROSS_CHANNELS":
+        return ops.lrn_across_forward(x, local_size, alpha, beta, k)[0]
+    if region == "WITHIN_CHANNEL":  # Caffe's composition has shift 1: k is not used
+        return ops.lrn_within_forward(x, local_size, alpha, beta)[0]
+    raise ValueError(f"unknown LRN norm_region {norm_region!r}")
+
+
+def inner_product(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, axis: int = 1,
+                  transpose: bool = False) -> Tensor:
+    """Caffe's InnerProduct: the axes before ``axis`` are the batch, the rest are flattened."""
+    axis = axis % x.dim()
+    lead = tuple(x.shape[:axis])
+    out = ops.inner_product_forward(x.reshape(math.prod(lead), -1), weight, bias, transpose)
+    return out.reshape(*lead, out.shape[-1])
+
+
+def relu(x: Tensor, negative_slope: float = 0.0) -> Tensor:
+    return ops.relu_forward(x, negative_slope)
+
+
+def dropout(x: Tensor, mask: Optional[Tensor], ratio: float = 0.5, train: bool = True) -> Tensor:
+    """TRAIN: x * mask / (1 - ratio) in Caffe's arithmetic (mask: 0/1 int32); TEST: x."""
+    if not train:
+        return x
+    if mask is None:
+        raise ValueError("dropout in TRAIN phase needs a mask (replicate.rng draws Caffe's)")
+    return ops.dropout_forward(x, mask, ratio)
+
+
+def softmax(x: Tensor, axis: int = 1) -> Tensor:
+    return ops.softmax_forward(x, axis)
+
+
+def softmax_with_loss(x: Tensor, label: Tensor, axis: int = 1, normalization: str = "VALID",
+                      ignore_label: Optional[int] = None) -> Tuple[Tensor, Tensor]:
+    return ops.softmax_loss_forward(x, label, axis, NORMALIZATION[normalization.upper()], ignore_label)
+
+
+def accuracy(x: Tensor, label: Tensor, top_k: int = 1, axis: int = 1,
+             ignore_label: Optional[int] = None) -> Tuple[Tensor, Tensor]:
+    return ops.accuracy_forward(x, label, axis, top_k, ignore_label)
