@@ -81,28 +81,41 @@ void im2col_chunk(const Conv& c, const T* x, int64_t B, T* col) {
   });
 }
 
-// top (B images) = W * col (+ bias), Caffe's forward_cpu_gemm + forward_cpu_bias for B images.
+// top (B images) = W * col (+ bias).  B == 1: Caffe's forward_cpu_gemm + forward_cpu_bias.
+// B > 1 (fast mode): the transposed product col^T * W^T per group, whose long dimension is the
+// rows of the output (torch's matmul runs that shape faster), and the bias added while the result
+// is scattered back to (image, channel, position).
 template <typename T>
 void forward_chunk(const Conv& c, const T* x, const T* w, const T* bias, const T* ones, int64_t B, T* top,
                    std::vector<T>& col, std::vector<T>& out) {
-  const int64_t ld = B * c.S;
+  const int64_t ld = B * c.S, M = c.M();
   const T* col_buff = x;
   if (!(c.is_1x1 && B == 1)) {
     col.resize(c.col_rows() * ld);
     im2col_chunk(c, x, B, col.data());
     col_buff = col.data();
   }
-  T* result = top;
-  if (B > 1) {
-    out.resize(c.out_channels * ld);
-    result = out.data();
+  if (B == 1) {
+    for (int64_t gi = 0; gi < c.group; ++gi)
+      blas::gemm<T>(blas::NoTrans, blas::NoTrans, M, ld, c.kernel_dim, T(1), w + gi * M * c.kernel_dim,
+                    col_buff + gi * c.kernel_dim * ld, T(0), top + gi * M * ld);
+    if (bias) blas::gemm<T>(blas::NoTrans, blas::NoTrans, c.out_channels, ld, 1, T(1), bias, ones, T(1), top);
+    return;
   }
-  const int64_t M = c.M();
-  for (int64_t gi = 0; gi < c.group; ++gi)
-    blas::gemm<T>(blas::NoTrans, blas::NoTrans, M, ld, c.kernel_dim, T(1), w + gi * M * c.kernel_dim,
-                  col_buff + gi * c.kernel_dim * ld, T(0), result + gi * M * ld);
-  if (bias) blas::gemm<T>(blas::NoTrans, blas::NoTrans, c.out_channels, ld, 1, T(1), bias, ones, T(1), result);
-  if (B > 1) from_side_by_side(result, B, c.out_channels, c.S, top);
+  out.resize(ld * M);
+  for (int64_t gi = 0; gi < c.group; ++gi) {
+    blas::gemm<T>(blas::Trans, blas::Trans, ld, M, c.kernel_dim, T(1), col_buff + gi * c.kernel_dim * ld,
+                  w + gi * M * c.kernel_dim, T(0), out.data());
+    at::parallel_for(0, B * M, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t b = i / M, m = i % M;
+        const T* src = out.data() + b * c.S * M + m;
+        T* dst = top + (b * c.out_channels + gi * M + m) * c.S;
+        const T bv = bias ? bias[gi * M + m] : T(0);
+        for (int64_t s = 0; s < c.S; ++s) dst[s] = src[s * M] + bv;
+      }
+    });
+  }
 }
 
 at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
@@ -176,20 +189,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     using T = scalar_t;
     const T *xd = x.data_ptr<T>(), *wd = w.data_ptr<T>(), *tdd = td.data_ptr<T>();
+    T* gxd = output_mask[0] ? gx.data_ptr<T>() : nullptr;
     const std::vector<T> ones(B * c.S, T(1));
-    std::vector<T> col, tdiff;
-    // Bias diff, then weight diff: sequential over images (chunks), accumulating as Caffe does.
-    for (int64_t n = 0; n < c.num && (output_mask[1] || output_mask[2]); n += B) {
-      const int64_t nb = std::min(B, c.num - n), ld = nb * c.S;
+    // One chunk of nb images: bias diff (GEMV) and weight diff (GEMM, beta 1) accumulate in image
+    // order; with `bottom` also the bottom diff.  nb == 1 is exactly Caffe's sequence of calls.
+    auto chunk = [&](int64_t n, int64_t nb, bool params, bool bottom, std::vector<T>& col, std::vector<T>& tb) {
+      const int64_t ld = nb * c.S;
       const T* t = tdd + n * c.out_dim();
       if (nb > 1) {
-        tdiff.resize(c.out_channels * ld);
-        to_side_by_side(t, nb, c.out_channels, c.S, tdiff.data());
-        t = tdiff.data();
+        tb.resize(c.out_channels * ld);
+        to_side_by_side(t, nb, c.out_channels, c.S, tb.data());
+        t = tb.data();
       }
-      if (output_mask[2])
+      if (params && output_mask[2])
         blas::gemv<T>(blas::NoTrans, c.out_channels, ld, T(1), t, ones.data(), T(1), gb.data_ptr<T>());
-      if (output_mask[1]) {
+      if (params && output_mask[1]) {
         const T* col_buff = xd + n * c.in_dim();
         if (!(c.is_1x1 && nb == 1)) {
           col.resize(c.col_rows() * ld);
@@ -201,41 +215,53 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
           blas::gemm<T>(blas::NoTrans, blas::Trans, M, c.kernel_dim, ld, T(1), t + gi * M * ld,
                         col_buff + gi * c.kernel_dim * ld, T(1), gwd + gi * M * c.kernel_dim);
       }
-    }
-    if (!output_mask[0]) return;
-    // Bottom diff: images are independent.
-    T* gxd = gx.data_ptr<T>();
-    auto bottom_chunk = [&](int64_t n, int64_t nb, std::vector<T>& colb, std::vector<T>& tb) {
-      const int64_t ld = nb * c.S;
-      const T* t = tdd + n * c.out_dim();
-      if (nb > 1) {
-        tb.resize(c.out_channels * ld);
-        to_side_by_side(t, nb, c.out_channels, c.S, tb.data());
-        t = tb.data();
+      if (!bottom) return;
+      if (nb == 1) {  // Caffe's backward_cpu_gemm; a 1x1 convolution writes its diff in place
+        const bool direct = c.is_1x1;
+        T* col_buff = gxd + n * c.in_dim();
+        if (!direct) {
+          col.resize(c.col_rows() * ld);
+          col_buff = col.data();
+        }
+        for (int64_t gi = 0; gi < c.group; ++gi)
+          blas::gemm<T>(blas::Trans, blas::NoTrans, c.kernel_dim, ld, M, T(1), wd + gi * M * c.kernel_dim,
+                        t + gi * M * ld, T(0), col_buff + gi * c.kernel_dim * ld);
+        if (!direct) col2im(col_buff, c.g, gxd + n * c.in_dim(), ld);
+        return;
       }
-      const bool direct = c.is_1x1 && nb == 1;  // Caffe writes a 1x1 convolution's diff in place
-      T* col_buff = gxd + n * c.in_dim();
-      if (!direct) {
-        colb.resize(c.col_rows() * ld);
-        col_buff = colb.data();
-      }
-      for (int64_t gi = 0; gi < c.group; ++gi)
-        blas::gemm<T>(blas::Trans, blas::NoTrans, c.kernel_dim, ld, M, T(1), wd + gi * M * c.kernel_dim,
-                      t + gi * M * ld, T(0), col_buff + gi * c.kernel_dim * ld);
-      if (!direct) {
+      // Fast mode: (col diff)^T = top_diff^T * W per group (long rows for the matmul), added back
+      // position by position.
+      ConvGeom gg = c.g;
+      gg.channels = c.g.channels / c.group;
+      const int64_t group_in = gg.channels * c.g.height * c.g.width;
+      at::parallel_for(0, nb, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) std::fill_n(gxd + (n + b) * c.in_dim(), c.in_dim(), T(0));
+      });
+      col.resize(c.kernel_dim * ld);
+      for (int64_t gi = 0; gi < c.group; ++gi) {
+        blas::gemm<T>(blas::Trans, blas::NoTrans, ld, c.kernel_dim, M, T(1), t + gi * M * ld,
+                      wd + gi * M * c.kernel_dim, T(0), col.data());
         at::parallel_for(0, nb, 1, [&](int64_t b0, int64_t b1) {
-          for (int64_t b = b0; b < b1; ++b) col2im(col_buff + b * c.S, c.g, gxd + (n + b) * c.in_dim(), ld);
+          for (int64_t b = b0; b < b1; ++b)
+            row2im_add(col.data() + b * c.S * c.kernel_dim, gg, c.kernel_dim,
+                       gxd + (n + b) * c.in_dim() + gi * group_in);
         });
       }
     };
-    if (B == 1) {
-      at::parallel_for(0, c.num, 1, [&](int64_t n0, int64_t n1) {
-        std::vector<T> colb, tb;
-        for (int64_t n = n0; n < n1; ++n) bottom_chunk(n, 1, colb, tb);
-      });
-    } else {
-      for (int64_t n = 0; n < c.num; n += B) bottom_chunk(n, std::min(B, c.num - n), col, tdiff);
+    const bool params = output_mask[1] || output_mask[2];
+    if (B > 1) {  // fast mode: everything chunk by chunk
+      std::vector<T> col, tb;
+      for (int64_t n = 0; n < c.num; n += B) chunk(n, std::min(B, c.num - n), params, output_mask[0], col, tb);
+      return;
     }
+    // Exact mode: parameter diffs sequentially in image order; bottom diffs are independent.
+    std::vector<T> col, tb;
+    for (int64_t n = 0; n < c.num && params; ++n) chunk(n, 1, true, false, col, tb);
+    if (output_mask[0])
+      at::parallel_for(0, c.num, 1, [&](int64_t n0, int64_t n1) {
+        std::vector<T> colb, tbb;
+        for (int64_t n = n0; n < n1; ++n) chunk(n, 1, false, true, colb, tbb);
+      });
   });
   return {gx, gw, gb};
 }

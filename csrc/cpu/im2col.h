@@ -1,6 +1,7 @@
 // Caffe's im2col / col2im for one image, in Caffe's loop order (channel, kernel
 // row, kernel column, output row, output column); col2im accumulates in that order.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 namespace replicate {
@@ -15,24 +16,39 @@ struct ConvGeom {
 
 inline bool in_range(int64_t a, int64_t b) { return static_cast<uint64_t>(a) < static_cast<uint64_t>(b); }
 
+// The output columns x whose input column first + x * stride lies in [0, width): [lo, hi).
+inline void valid_span(int64_t first, int64_t stride, int64_t width, int64_t ow, int64_t& lo, int64_t& hi) {
+  lo = first >= 0 ? 0 : (-first + stride - 1) / stride;
+  hi = first > width - 1 ? 0 : std::min<int64_t>(ow, (width - 1 - first) / stride + 1);
+  if (hi < lo) hi = lo;
+}
+
 // `ld` is the distance between rows of the column matrix (Caffe: out_h * out_w); a larger ld
-// lets several images share one matrix side by side.
+// lets several images share one matrix side by side.  Each row segment is written as zeros,
+// the in-range span, zeros: the same values Caffe's element-by-element loop writes.
 template <typename T>
 void im2col(const T* im, const ConvGeom& g, T* col, int64_t ld) {
   const int64_t oh = g.out_h(), ow = g.out_w(), plane = g.height * g.width, skip = ld - oh * ow;
   for (int64_t c = 0; c < g.channels; ++c, im += plane) {
     for (int64_t kr = 0; kr < g.kernel_h; ++kr) {
       for (int64_t kc = 0; kc < g.kernel_w; ++kc) {
+        const int64_t first = -g.pad_w + kc * g.dilation_w;
+        int64_t lo, hi;
+        valid_span(first, g.stride_w, g.width, ow, lo, hi);
         int64_t row = -g.pad_h + kr * g.dilation_h;
-        for (int64_t y = 0; y < oh; ++y, row += g.stride_h) {
+        for (int64_t y = 0; y < oh; ++y, row += g.stride_h, col += ow) {
           if (!in_range(row, g.height)) {
-            for (int64_t x = 0; x < ow; ++x) *col++ = T(0);
+            std::fill_n(col, ow, T(0));
             continue;
           }
-          int64_t column = -g.pad_w + kc * g.dilation_w;
-          const T* src = im + row * g.width;
-          for (int64_t x = 0; x < ow; ++x, column += g.stride_w)
-            *col++ = in_range(column, g.width) ? src[column] : T(0);
+          const T* src = im + row * g.width + first;
+          std::fill_n(col, lo, T(0));
+          if (g.stride_w == 1) {
+            std::copy(src + lo, src + hi, col + lo);
+          } else {
+            for (int64_t x = lo; x < hi; ++x) col[x] = src[x * g.stride_w];
+          }
+          std::fill(col + hi, col + ow, T(0));
         }
         col += skip;
       }
@@ -40,26 +56,53 @@ void im2col(const T* im, const ConvGeom& g, T* col, int64_t ld) {
   }
 }
 
-// im is overwritten (Caffe zeroes it first), then each column entry is added.
+// im is overwritten (Caffe zeroes it first), then each column entry is added, in Caffe's order
+// (channel, kernel row, kernel column, output row, output column); within one output row the
+// entries land on distinct pixels, so adding the span at once keeps every pixel's order.
 template <typename T>
 void col2im(const T* col, const ConvGeom& g, T* im, int64_t ld) {
   const int64_t oh = g.out_h(), ow = g.out_w(), plane = g.height * g.width, skip = ld - oh * ow;
-  for (int64_t i = 0; i < g.channels * plane; ++i) im[i] = T(0);
+  std::fill_n(im, g.channels * plane, T(0));
   for (int64_t c = 0; c < g.channels; ++c, im += plane) {
     for (int64_t kr = 0; kr < g.kernel_h; ++kr) {
       for (int64_t kc = 0; kc < g.kernel_w; ++kc) {
+        const int64_t first = -g.pad_w + kc * g.dilation_w;
+        int64_t lo, hi;
+        valid_span(first, g.stride_w, g.width, ow, lo, hi);
         int64_t row = -g.pad_h + kr * g.dilation_h;
-        for (int64_t y = 0; y < oh; ++y, row += g.stride_h) {
-          if (!in_range(row, g.height)) {
-            col += ow;
-            continue;
+        for (int64_t y = 0; y < oh; ++y, row += g.stride_h, col += ow) {
+          if (!in_range(row, g.height)) continue;
+          T* dst = im + row * g.width + first;
+          if (g.stride_w == 1) {
+            for (int64_t x = lo; x < hi; ++x) dst[x] += col[x];
+          } else {
+            for (int64_t x = lo; x < hi; ++x) dst[x * g.stride_w] += col[x];
           }
-          int64_t column = -g.pad_w + kc * g.dilation_w;
-          T* dst = im + row * g.width;
-          for (int64_t x = 0; x < ow; ++x, column += g.stride_w, ++col)
-            if (in_range(column, g.width)) dst[column] += *col;
         }
         col += skip;
+      }
+    }
+  }
+}
+
+// Adds a column matrix stored transposed (one row of C*kh*kw values per output position, row
+// stride ld) into im, position by position.  Fast mode only: the order of the sums is not Caffe's.
+template <typename T>
+void row2im_add(const T* rows, const ConvGeom& g, int64_t ld, T* im) {
+  const int64_t oh = g.out_h(), ow = g.out_w(), plane = g.height * g.width;
+  for (int64_t y = 0; y < oh; ++y) {
+    for (int64_t x = 0; x < ow; ++x) {
+      const T* r = rows + (y * ow + x) * ld;
+      for (int64_t c = 0; c < g.channels; ++c) {
+        T* imc = im + c * plane;
+        for (int64_t kr = 0; kr < g.kernel_h; ++kr, r += g.kernel_w) {
+          const int64_t h = y * g.stride_h - g.pad_h + kr * g.dilation_h;
+          if (!in_range(h, g.height)) continue;
+          for (int64_t kc = 0; kc < g.kernel_w; ++kc) {
+            const int64_t w = x * g.stride_w - g.pad_w + kc * g.dilation_w;
+            if (in_range(w, g.width)) imc[h * g.width + w] += r[kc];
+          }
+        }
       }
     }
   }

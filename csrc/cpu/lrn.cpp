@@ -53,8 +53,8 @@ std::tuple<at::Tensor, at::Tensor> across_forward(const at::Tensor& input, int64
           axpy<T>(HW, -alpha_over_size, padded.data() + (c - 1) * HW, sc_c);
         }
         T* o = out + n * C * HW;
-        for (int64_t i = 0; i < C * HW; ++i) o[i] = std::pow(s[i], -beta);
-        for (int64_t i = 0; i < C * HW; ++i) o[i] = o[i] * xn[i];
+        // caffe_powx then caffe_mul, fused: the power is rounded to T before the product either way
+        for (int64_t i = 0; i < C * HW; ++i) o[i] = static_cast<T>(std::pow(s[i], -beta)) * xn[i];
       }
     });
   });
@@ -88,11 +88,14 @@ at::Tensor across_backward(const at::Tensor& grad_output, const at::Tensor& inpu
       std::vector<T> accum(HW), accum_times_bottom(HW);
       for (int64_t n = b; n < e; ++n) {
         const int64_t off = n * C * HW;
-        for (int64_t i = 0; i < C * HW; ++i) bd[off + i] = std::pow(sd[off + i], -beta);
-        for (int64_t i = 0; i < C * HW; ++i) bd[off + i] = tdd[off + i] * bd[off + i];
+        // powx, mul; then mul, div into the padded ratio: fused per element, same roundings
         T* ratio = padded_ratio.data() + inverse_pre_pad * HW;
-        for (int64_t i = 0; i < C * HW; ++i) ratio[i] = tdd[off + i] * yd[off + i];
-        for (int64_t i = 0; i < C * HW; ++i) ratio[i] = ratio[i] / sd[off + i];
+        for (int64_t i = 0; i < C * HW; ++i) {
+          const T p = std::pow(sd[off + i], -beta);
+          bd[off + i] = tdd[off + i] * p;
+          const T r = tdd[off + i] * yd[off + i];
+          ratio[i] = r / sd[off + i];
+        }
         std::fill(accum.begin(), accum.end(), T(0));
         for (int64_t c = 0; c < size - 1; ++c) axpy<T>(HW, T(1), padded_ratio.data() + c * HW, accum.data());
         for (int64_t c = 0; c < C; ++c) {

@@ -1,6 +1,8 @@
 // Pooling (MAX with argmax mask, AVE) as Caffe 1.0's PoolingLayer::Forward_cpu / Backward_cpu.
 #include "pooling.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "../common.h"
@@ -60,20 +62,23 @@ at::Tensor max_backward(const at::Tensor& grad_output, const at::Tensor& mask, a
               op, ": input_size ", shape_str(input_size), " must be (N, C, H, W) matching grad_output ",
               shape_str(grad_output.sizes()));
   const at::Tensor td = grad_output.contiguous(), m = mask.contiguous();
-  at::Tensor bottom = at::zeros(input_size, td.options());
+  at::Tensor bottom = at::empty(input_size, td.options());  // zeroed plane by plane below
   const int64_t planes = input_size[0] * input_size[1], in_plane = input_size[2] * input_size[3];
   const int64_t out_plane = td.size(2) * td.size(3);
-  TORCH_CHECK(m.numel() == 0 || (m.max().item<int32_t>() < in_plane), op, ": mask holds an index outside the ",
-              input_size[2], "x", input_size[3], " input plane");
+  std::atomic<bool> ok{true};
   REPLICATE_DISPATCH(td.scalar_type(), op, [&] {
     const scalar_t* t = td.data_ptr<scalar_t>();
     const int32_t* mk = m.data_ptr<int32_t>();
     scalar_t* bd = bottom.data_ptr<scalar_t>();
     at::parallel_for(0, planes, 1, [&](int64_t b, int64_t e) {
-      for (int64_t p = b; p < e; ++p)
-        max_pool_backward_plane(t + p * out_plane, mk + p * out_plane, out_plane, bd + p * in_plane);
+      for (int64_t p = b; p < e; ++p) {
+        std::fill_n(bd + p * in_plane, in_plane, scalar_t(0));
+        if (!max_pool_backward_plane(t + p * out_plane, mk + p * out_plane, out_plane, in_plane, bd + p * in_plane))
+          ok = false;
+      }
     });
   });
+  TORCH_CHECK(ok, op, ": mask holds an index outside the ", input_size[2], "x", input_size[3], " input plane");
   return bottom;
 }
 
@@ -105,13 +110,16 @@ at::Tensor ave_backward(const at::Tensor& grad_output, at::IntArrayRef input_siz
   auto [ph, pw] = pair_arg(op, "pad", pad, false);
   const PoolGeom g{input_size[2], input_size[3], kh, kw, sh, sw, ph, pw, grad_output.size(2), grad_output.size(3)};
   const at::Tensor td = grad_output.contiguous();
-  at::Tensor bottom = at::zeros(input_size, td.options());
+  at::Tensor bottom = at::empty(input_size, td.options());  // zeroed plane by plane below
   const int64_t planes = input_size[0] * input_size[1], in_plane = g.height * g.width, out_plane = g.pooled_h * g.pooled_w;
   REPLICATE_DISPATCH(td.scalar_type(), op, [&] {
     const scalar_t* t = td.data_ptr<scalar_t>();
     scalar_t* bd = bottom.data_ptr<scalar_t>();
     at::parallel_for(0, planes, 1, [&](int64_t b, int64_t e) {
-      for (int64_t p = b; p < e; ++p) ave_pool_backward_plane(t + p * out_plane, g, bd + p * in_plane);
+      for (int64_t p = b; p < e; ++p) {
+        std::fill_n(bd + p * in_plane, in_plane, scalar_t(0));
+        ave_pool_backward_plane(t + p * out_plane, g, bd + p * in_plane);
+      }
     });
   });
   return bottom;

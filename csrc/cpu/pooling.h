@@ -17,36 +17,43 @@ struct PoolGeom {
 int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode);
 
 // Caffe starts every output at -FLT_MAX (for double too) and keeps the first maximum in
-// row-major window order (strict >).
+// row-major window order (strict >).  Written without branches (selects), same order.
 template <typename T>
 void max_pool_plane(const T* in, const PoolGeom& g, T* out, int32_t* mask) {
   for (int64_t ph = 0; ph < g.pooled_h; ++ph) {
+    const int64_t hs = ph * g.stride_h - g.pad_h;
+    const int64_t hstart = std::max<int64_t>(hs, 0), hend = std::min(hs + g.kernel_h, g.height);
     for (int64_t pw = 0; pw < g.pooled_w; ++pw) {
-      int64_t hstart = ph * g.stride_h - g.pad_h, wstart = pw * g.stride_w - g.pad_w;
-      const int64_t hend = std::min(hstart + g.kernel_h, g.height);
-      const int64_t wend = std::min(wstart + g.kernel_w, g.width);
-      hstart = std::max<int64_t>(hstart, 0);
-      wstart = std::max<int64_t>(wstart, 0);
+      const int64_t ws = pw * g.stride_w - g.pad_w;
+      const int64_t wstart = std::max<int64_t>(ws, 0), wend = std::min(ws + g.kernel_w, g.width);
       T best = T(-FLT_MAX);
       int32_t arg = -1;
-      for (int64_t h = hstart; h < hend; ++h)
+      for (int64_t h = hstart; h < hend; ++h) {
+        const T* row = in + h * g.width;
         for (int64_t w = wstart; w < wend; ++w) {
-          const int64_t idx = h * g.width + w;
-          if (in[idx] > best) {
-            best = in[idx];
-            arg = static_cast<int32_t>(idx);
-          }
+          const T v = row[w];
+          const bool better = v > best;
+          best = better ? v : best;
+          arg = better ? static_cast<int32_t>(h * g.width + w) : arg;
         }
+      }
       out[ph * g.pooled_w + pw] = best;
       mask[ph * g.pooled_w + pw] = arg;
     }
   }
 }
 
+// Returns false if the mask holds an index outside the plane (nothing is written for it).
 template <typename T>
-void max_pool_backward_plane(const T* top_diff, const int32_t* mask, int64_t pooled, T* bottom_diff) {
-  for (int64_t i = 0; i < pooled; ++i)
-    if (mask[i] >= 0) bottom_diff[mask[i]] += top_diff[i];
+bool max_pool_backward_plane(const T* top_diff, const int32_t* mask, int64_t pooled, int64_t plane,
+                             T* bottom_diff) {
+  bool ok = true;
+  for (int64_t i = 0; i < pooled; ++i) {
+    const int32_t m = mask[i];
+    if (m >= 0 && m < plane) bottom_diff[m] += top_diff[i];
+    else ok = ok && m == -1;
+  }
+  return ok;
 }
 
 // The divisor counts the window clipped to [-pad, size + pad), padding included.

@@ -1,0 +1,162 @@
+"""make bench: our Caffe kernels vs torch's nearest native ops at CaffeNet's shapes (batch 256),
+forward and backward, measured in one run, with Caffe 1.0's own per-layer times on these machines
+(../shared/golden/perf) as the anchor.  Writes JSON.
+
+Ratios are what matter: absolute times move by ~20% between runs on shared machines.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from replicate import ops as R  # noqa: E402
+from tests._shared import shared_dir  # noqa: E402
+
+ops = torch.ops.replicate
+
+
+def caffe_anchor() -> dict:
+    """Per-layer (forward, backward) ms from Caffe's `caffe time` log, if shared/ is present."""
+    f = shared_dir() / "golden" / "perf" / "caffe_time_caffenet_b256.txt"
+    if not f.exists():
+        return {}
+    out = {}
+    for m in re.finditer(r"\]\s+(\w+)\s+(forward|backward): ([\d.]+) ms", f.read_text()):
+        out.setdefault(m.group(1), {})[m.group(2)] = float(m.group(3))
+    return out
+
+
+def timeit(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def case_norm1(g):
+    x = torch.randn(256, 96, 27, 27, generator=g) * 20
+    dy = torch.randn_like(x)
+    st = {}
+
+    def ours_f():
+        st["o"] = ops.lrn_across_forward(x, 5, 1e-4, 0.75, 1.0)
+
+    def ours_b():
+        top, scale = st["o"]
+        ops.lrn_across_backward(dy, x, top, scale, 5, 1e-4, 0.75)
+
+    lrn = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+    xt = x.clone().requires_grad_()
+
+    def torch_f():
+        st["t"] = lrn(xt)
+
+    def torch_b():
+        torch.autograd.grad(st["t"], xt, dy, retain_graph=True)
+
+    return "norm1", "nn.LocalResponseNorm", ours_f, ours_b, torch_f, torch_b, 5.0
+
+
+def case_pool1(g):
+    x = torch.randn(256, 96, 55, 55, generator=g)
+    dy = torch.randn(256, 96, 27, 27, generator=g)
+    st = {}
+
+    def ours_f():
+        st["o"] = ops.pool_max_forward(x, [3, 3], [2, 2], [0, 0], True)
+
+    def ours_b():
+        ops.pool_max_backward(dy, st["o"][1], list(x.shape))
+
+    xt = x.clone().requires_grad_()
+
+    def torch_f():
+        st["t"] = F.max_pool2d(xt, 3, 2, ceil_mode=True)
+
+    def torch_b():
+        torch.autograd.grad(st["t"], xt, dy, retain_graph=True)
+
+    return "pool1", "max_pool2d(ceil_mode=True)", ours_f, ours_b, torch_f, torch_b, 2.5
+
+
+def case_conv2(g):
+    x = torch.randn(256, 96, 27, 27, generator=g)
+    w = torch.randn(256, 48, 5, 5, generator=g) * 0.01
+    b = torch.randn(256, generator=g)
+    dy = torch.randn(256, 256, 27, 27, generator=g)
+
+    def ours_f():
+        ops.conv_forward(x, w, b, [1, 1], [2, 2], [1, 1], 2)
+
+    def ours_b():
+        ops.conv_backward(dy, x, w, [1, 1], [2, 2], [1, 1], 2, [True, True, True])
+
+    xt, wt, bt = (t.clone().requires_grad_() for t in (x, w, b))
+    st = {}
+
+    def torch_f():
+        st["t"] = F.conv2d(xt, wt, bt, padding=2, groups=2)
+
+    def torch_b():
+        torch.autograd.grad(st["t"], (xt, wt, bt), dy, retain_graph=True)
+
+    return "conv2", "conv2d(groups=2)", ours_f, ours_b, torch_f, torch_b, 1.0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default="bench/results.json")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--blas", default=os.environ.get("REPLICATE_BLAS", "fast"), choices=["fast", "exact"])
+    args = ap.parse_args(argv)
+    R.set_blas(args.blas)
+    g = torch.Generator().manual_seed(0)
+    anchor = caffe_anchor()
+    result = {
+        "what": "forward/backward ms at CaffeNet shapes, batch 256; ours vs torch native, one run",
+        "blas": args.blas, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(), "repeats": args.repeats,
+        "anchor": "Caffe 1.0 caffe time, ../shared/golden/perf (OpenBLAS, 2 threads, same kind of machine)",
+        "layers": {},
+    }
+    for make in (case_norm1, case_pool1, case_conv2):
+        name, native, of, ob, tf, tb, target = make(g)
+        print(f"{name}: timing ours and {native} ...", flush=True)
+        row = {"native": native}
+        row["ours_forward_ms"] = timeit(of, args.repeats)
+        row["ours_backward_ms"] = timeit(ob, args.repeats)
+        row["torch_forward_ms"] = timeit(tf, args.repeats)
+        row["torch_backward_ms"] = timeit(tb, args.repeats)
+        ours = row["ours_forward_ms"] + row["ours_backward_ms"]
+        native_t = row["torch_forward_ms"] + row["torch_backward_ms"]
+        row["speedup_vs_torch"] = native_t / ours
+        row["target_speedup_vs_torch"] = target
+        row["meets_target"] = row["speedup_vs_torch"] >= target
+        if name in anchor:
+            caffe = anchor[name]["forward"] + anchor[name]["backward"]
+            row["caffe_forward_ms"], row["caffe_backward_ms"] = anchor[name]["forward"], anchor[name]["backward"]
+            row["speedup_vs_caffe_anchor"] = caffe / ours
+        result["layers"][name] = row
+        print(json.dumps({name: row}, indent=1), flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
