@@ -56,8 +56,7 @@ def case_norm1(g):
         st["o"] = ops.lrn_across_forward(x, 5, 1e-4, 0.75, 1.0)
 
     def ours_b():
-        top, scale = st["o"]
-        ops.lrn_across_backward(dy, x, top, scale, 5, 1e-4, 0.75)
+        ops.lrn_across_backward(dy, x, *st["o"], 5, 1e-4, 0.75)
 
     lrn = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
     xt = x.clone().requires_grad_()

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,10 @@ void check_input(const char* op, const char* arg, const at::Tensor& t, int64_t d
 void check_same_dtype(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref);
 void check_shape(const char* op, const char* arg, const at::Tensor& t, at::IntArrayRef shape);
 void check_int_tensor(const char* op, const char* arg, const at::Tensor& t, at::ScalarType st);
+// Items per task for at::parallel_for when each item costs `per_item` element operations: small
+// tensors stay on the calling thread (waking the pool costs more than the work).
+inline int64_t grain(int64_t per_item) { return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(per_item, 1)); }
+
 std::pair<int64_t, int64_t> pair_arg(const char* op, const char* arg, at::IntArrayRef v, bool positive);
 
 }  // namespace replicate

@@ -21,9 +21,11 @@ TORCH_LIBRARY(replicate, m) {
   m.def("pool_ave_forward(Tensor input, int[2] kernel, int[2] stride, int[2] pad, bool ceil_mode) -> Tensor");
   m.def("pool_ave_backward(Tensor grad_output, SymInt[] input_size, int[2] kernel, int[2] stride, int[2] pad) "
         "-> Tensor");
-  m.def("lrn_across_forward(Tensor input, int size, float alpha, float beta, float k) -> (Tensor, Tensor)");
-  m.def("lrn_across_backward(Tensor grad_output, Tensor input, Tensor output, Tensor scale, int size, "
-        "float alpha, float beta) -> Tensor");
+  // returns (output, scale, scale^-beta): backward reuses the power Caffe would recompute
+  m.def("lrn_across_forward(Tensor input, int size, float alpha, float beta, float k) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("lrn_across_backward(Tensor grad_output, Tensor input, Tensor output, Tensor scale, "
+        "Tensor scale_power, int size, float alpha, float beta) -> Tensor");
   m.def("lrn_within_forward(Tensor input, int size, float alpha, float beta) -> (Tensor, Tensor, Tensor)");
   m.def("lrn_within_backward(Tensor grad_output, Tensor input, Tensor pool_output, Tensor power_output, "
         "int size, float alpha, float beta) -> Tensor");

@@ -91,12 +91,27 @@ def _empty(like: Tensor, shape, dtype=None) -> Tensor:
     return like.new_empty(shape, dtype=dtype if dtype is not None else like.dtype)
 
 
+def _like(t: Tensor) -> Tensor:
+    """The kernels return contiguous tensors whatever the input's strides."""
+    return torch.empty_like(t, memory_format=torch.contiguous_format)
+
+
+def _one_device(op: str, args: dict) -> None:
+    """Fake kernels run when any argument is a meta/fake tensor: refuse a mix of devices there,
+    as the real kernels do, instead of returning an uninitialised result."""
+    devices = {name: t.device for name, t in args.items() if isinstance(t, Tensor)}
+    if len(set(devices.values())) > 1:
+        listing = ", ".join(f"'{n}' on {d}" for n, d in devices.items())
+        raise RuntimeError(f"{op}: all tensor arguments must be on one device, got {listing}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Fake kernels
 
 
 @torch.library.register_fake("replicate::im2col")
 def _(im, kernel, pad, stride, dilation):
+    _one_device("im2col", locals())
     c, h, w = im.shape[-3:]
     oh = conv_out(h, kernel[0], pad[0], stride[0], dilation[0])
     ow = conv_out(w, kernel[1], pad[1], stride[1], dilation[1])
@@ -105,11 +120,13 @@ def _(im, kernel, pad, stride, dilation):
 
 @torch.library.register_fake("replicate::col2im")
 def _(col, image_size, channels, kernel, pad, stride, dilation):
+    _one_device("col2im", locals())
     return _empty(col, (*col.shape[:-2], channels, image_size[0], image_size[1]))
 
 
 @torch.library.register_fake("replicate::conv_forward")
 def _(input, weight, bias, stride, pad, dilation, group):
+    _one_device("conv_forward", locals())
     oh = conv_out(input.shape[2], weight.shape[2], pad[0], stride[0], dilation[0])
     ow = conv_out(input.shape[3], weight.shape[3], pad[1], stride[1], dilation[1])
     return _empty(input, (input.shape[0], weight.shape[0], oh, ow))
@@ -124,11 +141,13 @@ def _param_grads(input, weight, bias_len, output_mask):
 
 @torch.library.register_fake("replicate::conv_backward")
 def _(grad_output, input, weight, stride, pad, dilation, group, output_mask, weight_diff=None, bias_diff=None):
+    _one_device("conv_backward", locals())
     return _param_grads(input, weight, weight.shape[0], output_mask)
 
 
 @torch.library.register_fake("replicate::pool_max_forward")
 def _(input, kernel, stride, pad, ceil_mode):
+    _one_device("pool_max_forward", locals())
     n, c, h, w = input.shape
     shape = (n, c, pooled_size(h, kernel[0], stride[0], pad[0], ceil_mode),
              pooled_size(w, kernel[1], stride[1], pad[1], ceil_mode))
@@ -137,11 +156,13 @@ def _(input, kernel, stride, pad, ceil_mode):
 
 @torch.library.register_fake("replicate::pool_max_backward")
 def _(grad_output, mask, input_size):
+    _one_device("pool_max_backward", locals())
     return _empty(grad_output, input_size)
 
 
 @torch.library.register_fake("replicate::pool_ave_forward")
 def _(input, kernel, stride, pad, ceil_mode):
+    _one_device("pool_ave_forward", locals())
     n, c, h, w = input.shape
     return _empty(input, (n, c, pooled_size(h, kernel[0], stride[0], pad[0], ceil_mode),
                           pooled_size(w, kernel[1], stride[1], pad[1], ceil_mode)))
@@ -149,81 +170,97 @@ def _(input, kernel, stride, pad, ceil_mode):
 
 @torch.library.register_fake("replicate::pool_ave_backward")
 def _(grad_output, input_size, kernel, stride, pad):
+    _one_device("pool_ave_backward", locals())
     return _empty(grad_output, input_size)
 
 
 @torch.library.register_fake("replicate::lrn_across_forward")
 def _(input, size, alpha, beta, k):
-    return torch.empty_like(input), torch.empty_like(input)
+    _one_device("lrn_across_forward", locals())
+    return _like(input), _like(input), _like(input)
 
 
 @torch.library.register_fake("replicate::lrn_within_forward")
 def _(input, size, alpha, beta):
-    return torch.empty_like(input), torch.empty_like(input), torch.empty_like(input)
+    _one_device("lrn_within_forward", locals())
+    return _like(input), _like(input), _like(input)
 
 
 @torch.library.register_fake("replicate::lrn_across_backward")
-def _(grad_output, input, output, scale, size, alpha, beta):
-    return torch.empty_like(input)
+def _(grad_output, input, output, scale, scale_power, size, alpha, beta):
+    _one_device("lrn_across_backward", locals())
+    return _like(input)
 
 
 @torch.library.register_fake("replicate::lrn_within_backward")
 def _(grad_output, input, pool_output, power_output, size, alpha, beta):
-    return torch.empty_like(input)
+    _one_device("lrn_within_backward", locals())
+    return _like(input)
 
 
 @torch.library.register_fake("replicate::inner_product_forward")
 def _(input, weight, bias, transpose):
+    _one_device("inner_product_forward", locals())
     return _empty(input, (input.shape[0], weight.shape[1] if transpose else weight.shape[0]))
 
 
 @torch.library.register_fake("replicate::inner_product_backward")
 def _(grad_output, input, weight, transpose, output_mask, weight_diff=None, bias_diff=None):
+    _one_device("inner_product_backward", locals())
     return _param_grads(input, weight, grad_output.shape[1], output_mask)
 
 
 @torch.library.register_fake("replicate::relu_forward")
 def _(input, negative_slope):
-    return torch.empty_like(input)
+    _one_device("relu_forward", locals())
+    return _like(input)
 
 
 @torch.library.register_fake("replicate::relu_backward")
 def _(grad_output, input, negative_slope):
-    return torch.empty_like(input)
+    _one_device("relu_backward", locals())
+    return _like(input)
 
 
 @torch.library.register_fake("replicate::dropout_forward")
 def _(input, mask, ratio):
-    return torch.empty_like(input)
+    _one_device("dropout_forward", locals())
+    return _like(input)
 
 
 @torch.library.register_fake("replicate::dropout_backward")
 def _(grad_output, mask, ratio):
-    return torch.empty_like(grad_output)
+    _one_device("dropout_backward", locals())
+    return _like(grad_output)
 
 
 @torch.library.register_fake("replicate::softmax_forward")
 def _(input, axis):
-    return torch.empty_like(input)
+    _one_device("softmax_forward", locals())
+    return _like(input)
 
 
 @torch.library.register_fake("replicate::softmax_backward")
 def _(grad_output, output, axis):
-    return torch.empty_like(output)
+    _one_device("softmax_backward", locals())
+    return _like(output)
 
 
 @torch.library.register_fake("replicate::softmax_loss_forward")
 def _(input, label, axis, normalization, ignore_label):
-    return _empty(input, ()), torch.empty_like(input)
+    _one_device("softmax_loss_forward", locals())
+    return _empty(input, ()), _like(input)
 
 
 @torch.library.register_fake("replicate::softmax_loss_backward")
 def _(grad_loss, prob, label, axis, normalization, ignore_label):
-    return torch.empty_like(prob)
+    _one_device("softmax_loss_backward", locals())
+    return _like(prob)
 
 
 @torch.library.register_fake("replicate::accuracy_forward")
 def _(input, label, axis, top_k, ignore_label):
+    _one_device("accuracy_forward", locals())
     return _empty(input, ()), _empty(input, (input.shape[axis],))
 
 
@@ -300,13 +337,13 @@ torch.library.register_autograd("replicate::pool_ave_forward", _pool_ave_backwar
 
 def _lrn_across_setup(ctx, inputs, output):
     input, size, alpha, beta, _ = inputs
-    ctx.save_for_backward(input, output[0], output[1])
+    ctx.save_for_backward(input, *output)
     ctx.args = (size, alpha, beta)
 
 
-def _lrn_across_backward(ctx, grad, _grad_scale):
-    input, top, scale = ctx.saved_tensors
-    return ops.lrn_across_backward(grad, input, top, scale, *ctx.args), None, None, None, None
+def _lrn_across_backward(ctx, grad, _grad_scale, _grad_power):
+    input, top, scale, power = ctx.saved_tensors
+    return ops.lrn_across_backward(grad, input, top, scale, power, *ctx.args), None, None, None, None
 
 
 torch.library.register_autograd("replicate::lrn_across_forward", _lrn_across_backward,

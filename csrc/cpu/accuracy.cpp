@@ -10,7 +10,7 @@ namespace {
 std::tuple<at::Tensor, at::Tensor> accuracy_forward(const at::Tensor& input, const at::Tensor& label, int64_t axis,
                                                     int64_t top_k, std::optional<int64_t> ignore_label) {
   const char* op = "accuracy_forward";
-  const AxisSplit s = split_axis(op, input, axis);
+  const AxisSplit s = split_axis(op, "input", input, axis);
   TORCH_CHECK(top_k >= 1 && top_k <= s.channels, op, ": top_k must be in [1, ", s.channels, "], got ", top_k);
   const std::vector<int> labels = read_labels(op, label, s);
   const at::Tensor x = input.contiguous();

@@ -57,26 +57,18 @@ int64_t chunk_images(const Conv& c) {
   return std::clamp<int64_t>((int64_t(1) << 24) / per_image, 1, std::max<int64_t>(c.num, 1));
 }
 
-// (B, rows, S) images -> (rows, B*S) side by side, and back.
+// (B, rows, S) images -> (rows, B*S) side by side.
 template <typename T>
 void to_side_by_side(const T* src, int64_t B, int64_t rows, int64_t S, T* dst) {
-  at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
+  at::parallel_for(0, rows, grain(B * S), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t b = 0; b < B; ++b) std::copy_n(src + (b * rows + r) * S, S, dst + r * B * S + b * S);
   });
 }
 template <typename T>
-void from_side_by_side(const T* src, int64_t B, int64_t rows, int64_t S, T* dst) {
-  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b)
-      for (int64_t r = 0; r < rows; ++r) std::copy_n(src + r * B * S + b * S, S, dst + (b * rows + r) * S);
-  });
-}
-
-template <typename T>
 void im2col_chunk(const Conv& c, const T* x, int64_t B, T* col) {
   const int64_t ld = B * c.S;
-  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+  at::parallel_for(0, B, grain(c.S * c.col_rows()), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) im2col(x + b * c.in_dim(), c.g, col + b * c.S, ld);
   });
 }
@@ -106,7 +98,7 @@ void forward_chunk(const Conv& c, const T* x, const T* w, const T* bias, const T
   for (int64_t gi = 0; gi < c.group; ++gi) {
     blas::gemm<T>(blas::Trans, blas::Trans, ld, M, c.kernel_dim, T(1), col_buff + gi * c.kernel_dim * ld,
                   w + gi * M * c.kernel_dim, T(0), out.data());
-    at::parallel_for(0, B * M, 1, [&](int64_t i0, int64_t i1) {
+    at::parallel_for(0, B * M, grain(c.S), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t b = i / M, m = i % M;
         const T* src = out.data() + b * c.S * M + m;
@@ -137,7 +129,7 @@ at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const
     T* td = top.data_ptr<T>();
     const std::vector<T> ones(B * c.S, T(1));
     if (B == 1) {  // Caffe's per-image calls; images are independent, so run them in parallel
-      at::parallel_for(0, c.num, 1, [&](int64_t n0, int64_t n1) {
+      at::parallel_for(0, c.num, grain(c.col_rows() * c.S), [&](int64_t n0, int64_t n1) {
         std::vector<T> col, out;
         for (int64_t n = n0; n < n1; ++n)
           forward_chunk<T>(c, xd + n * c.in_dim(), wd, bd, ones.data(), 1, td + n * c.out_dim(), col, out);
@@ -234,14 +226,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
       ConvGeom gg = c.g;
       gg.channels = c.g.channels / c.group;
       const int64_t group_in = gg.channels * c.g.height * c.g.width;
-      at::parallel_for(0, nb, 1, [&](int64_t b0, int64_t b1) {
+      at::parallel_for(0, nb, grain(c.in_dim()), [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) std::fill_n(gxd + (n + b) * c.in_dim(), c.in_dim(), T(0));
       });
       col.resize(c.kernel_dim * ld);
       for (int64_t gi = 0; gi < c.group; ++gi) {
         blas::gemm<T>(blas::Trans, blas::NoTrans, ld, c.kernel_dim, M, T(1), t + gi * M * ld,
                       wd + gi * M * c.kernel_dim, T(0), col.data());
-        at::parallel_for(0, nb, 1, [&](int64_t b0, int64_t b1) {
+        at::parallel_for(0, nb, grain(c.S * c.kernel_dim), [&](int64_t b0, int64_t b1) {
           for (int64_t b = b0; b < b1; ++b)
             row2im_add(col.data() + b * c.S * c.kernel_dim, gg, c.kernel_dim,
                        gxd + (n + b) * c.in_dim() + gi * group_in);
@@ -258,7 +250,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
     std::vector<T> col, tb;
     for (int64_t n = 0; n < c.num && params; ++n) chunk(n, 1, true, false, col, tb);
     if (output_mask[0])
-      at::parallel_for(0, c.num, 1, [&](int64_t n0, int64_t n1) {
+      at::parallel_for(0, c.num, grain(c.col_rows() * c.S), [&](int64_t n0, int64_t n1) {
         std::vector<T> colb, tbb;
         for (int64_t n = n0; n < n1; ++n) chunk(n, 1, false, true, colb, tbb);
       });

@@ -33,7 +33,7 @@ at::Tensor im2col_op(const at::Tensor& im, at::IntArrayRef kernel, at::IntArrayR
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     const scalar_t* xd = x.data_ptr<scalar_t>();
     scalar_t* cd = col.data_ptr<scalar_t>();
-    at::parallel_for(0, N, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, N, grain(rows * S), [&](int64_t b, int64_t e) {
       for (int64_t n = b; n < e; ++n) im2col(xd + n * g.channels * g.height * g.width, g, cd + n * rows * S, S);
     });
   });
@@ -51,12 +51,13 @@ at::Tensor col2im_op(const at::Tensor& col, at::IntArrayRef image_size, int64_t 
   const at::Tensor c = col.dim() == 2 ? col.unsqueeze(0).contiguous() : col.contiguous();
   const ConvGeom g = conv_geometry(op, channels, H, W, kernel, pad, stride, dilation);
   const int64_t N = c.size(0), rows = channels * g.kernel_h * g.kernel_w, S = g.out_h() * g.out_w();
-  check_shape(op, "col", c, {N, rows, S});
+  if (col.dim() == 2) check_shape(op, "col", col, {rows, S});
+  else check_shape(op, "col", c, {N, rows, S});
   at::Tensor im = at::empty({N, channels, H, W}, c.options());
   REPLICATE_DISPATCH(c.scalar_type(), op, [&] {
     const scalar_t* cd = c.data_ptr<scalar_t>();
     scalar_t* id = im.data_ptr<scalar_t>();
-    at::parallel_for(0, N, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, N, grain(rows * S), [&](int64_t b, int64_t e) {
       for (int64_t n = b; n < e; ++n) col2im(cd + n * rows * S, g, id + n * channels * H * W, S);
     });
   });

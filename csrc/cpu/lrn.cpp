@@ -21,23 +21,26 @@ void check_lrn(const char* op, const at::Tensor& x, int64_t size) {
   TORCH_CHECK(size > 0 && size % 2 == 1, op, ": size must be a positive odd number (Caffe's rule), got ", size);
 }
 
-std::tuple<at::Tensor, at::Tensor> across_forward(const at::Tensor& input, int64_t size, double alpha_arg,
-                                                  double beta_arg, double k_arg) {
+// Returns (top, scale, scale^-beta).  Caffe's backward recomputes caffe_powx(scale, -beta): the
+// same function of the same values, so keeping the forward's result gives the same bits.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> across_forward(const at::Tensor& input, int64_t size,
+                                                              double alpha_arg, double beta_arg, double k_arg) {
   const char* op = "lrn_across_forward";
   check_lrn(op, input, size);
   const at::Tensor x = input.contiguous();
   const int64_t N = x.size(0), C = x.size(1);
   const int HW = static_cast<int>(x.size(2) * x.size(3));
   const int64_t pre_pad = (size - 1) / 2;
-  at::Tensor top = at::empty_like(x), scale = at::empty_like(x);
+  at::Tensor top = at::empty_like(x), scale = at::empty_like(x), power = at::empty_like(x);
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     using T = scalar_t;
     const T alpha = caffe_param<T>(alpha_arg), beta = caffe_param<T>(beta_arg), k = caffe_param<T>(k_arg);
+    T* pw = power.data_ptr<T>();
     const T alpha_over_size = alpha / static_cast<int>(size);
     const T* bottom = x.data_ptr<T>();
     T* sc = scale.data_ptr<T>();
     T* out = top.data_ptr<T>();
-    at::parallel_for(0, N, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, N, grain(C * HW), [&](int64_t b, int64_t e) {
       std::vector<T> padded((C + size - 1) * HW, T(0));  // padding rows stay zero
       for (int64_t n = b; n < e; ++n) {
         const T* xn = bottom + n * C * HW;
@@ -52,27 +55,31 @@ std::tuple<at::Tensor, at::Tensor> across_forward(const at::Tensor& input, int64
           axpy<T>(HW, alpha_over_size, padded.data() + (c + size - 1) * HW, sc_c);
           axpy<T>(HW, -alpha_over_size, padded.data() + (c - 1) * HW, sc_c);
         }
-        T* o = out + n * C * HW;
-        // caffe_powx then caffe_mul, fused: the power is rounded to T before the product either way
-        for (int64_t i = 0; i < C * HW; ++i) o[i] = static_cast<T>(std::pow(s[i], -beta)) * xn[i];
+        T *o = out + n * C * HW, *p = pw + n * C * HW;
+        // caffe_powx then caffe_mul
+        for (int64_t i = 0; i < C * HW; ++i) {
+          p[i] = std::pow(s[i], -beta);
+          o[i] = p[i] * xn[i];
+        }
       }
     });
   });
-  return {top, scale};
+  return {top, scale, power};
 }
 
 at::Tensor across_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& output,
-                           const at::Tensor& scale, int64_t size, double alpha_arg, double beta_arg) {
+                           const at::Tensor& scale, const at::Tensor& scale_power, int64_t size, double alpha_arg,
+                           double beta_arg) {
   const char* op = "lrn_across_backward";
   check_lrn(op, input, size);
   for (auto [name, t] : {std::pair<const char*, const at::Tensor*>{"grad_output", &grad_output},
-                         {"output", &output}, {"scale", &scale}}) {
+                         {"output", &output}, {"scale", &scale}, {"scale_power", &scale_power}}) {
     check_input(op, name, *t, 4, "(N, C, H, W) like input");
     check_same_dtype(op, name, *t, input);
     check_shape(op, name, *t, input.sizes());
   }
   const at::Tensor x = input.contiguous(), td = grad_output.contiguous(), y = output.contiguous(),
-                   sc = scale.contiguous();
+                   sc = scale.contiguous(), scp = scale_power.contiguous();
   const int64_t N = x.size(0), C = x.size(1);
   const int HW = static_cast<int>(x.size(2) * x.size(3));
   const int64_t inverse_pre_pad = size - (size + 1) / 2;
@@ -80,19 +87,20 @@ at::Tensor across_backward(const at::Tensor& grad_output, const at::Tensor& inpu
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     using T = scalar_t;
     const T alpha = caffe_param<T>(alpha_arg), beta = caffe_param<T>(beta_arg);
+    (void)beta;
     const T cache_ratio_value = static_cast<T>(2. * alpha * beta / static_cast<int>(size));
-    const T *xd = x.data_ptr<T>(), *tdd = td.data_ptr<T>(), *yd = y.data_ptr<T>(), *sd = sc.data_ptr<T>();
+    const T *xd = x.data_ptr<T>(), *tdd = td.data_ptr<T>(), *yd = y.data_ptr<T>(), *sd = sc.data_ptr<T>(),
+            *pd = scp.data_ptr<T>();
     T* bd = bottom_diff.data_ptr<T>();
-    at::parallel_for(0, N, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, N, grain(C * HW), [&](int64_t b, int64_t e) {
       std::vector<T> padded_ratio((C + size - 1) * HW, T(0));
       std::vector<T> accum(HW), accum_times_bottom(HW);
       for (int64_t n = b; n < e; ++n) {
         const int64_t off = n * C * HW;
-        // powx, mul; then mul, div into the padded ratio: fused per element, same roundings
+        // powx (kept from forward), mul; then mul, div into the padded ratio
         T* ratio = padded_ratio.data() + inverse_pre_pad * HW;
         for (int64_t i = 0; i < C * HW; ++i) {
-          const T p = std::pow(sd[off + i], -beta);
-          bd[off + i] = tdd[off + i] * p;
+          bd[off + i] = tdd[off + i] * pd[off + i];
           const T r = tdd[off + i] * yd[off + i];
           ratio[i] = r / sd[off + i];
         }
@@ -174,7 +182,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> within_forward(const at::Tensor& 
     const Power<T> square{T(2), T(1), T(0)}, power{-beta, alpha, T(1)};
     const T* xd = x.data_ptr<T>();
     T *pd = pooled.data_ptr<T>(), *wd = powered.data_ptr<T>(), *od = top.data_ptr<T>();
-    at::parallel_for(0, planes, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, planes, grain(plane), [&](int64_t b, int64_t e) {
       std::vector<T> sq(plane);
       for (int64_t p = b; p < e; ++p) {
         square.forward(plane, xd + p * plane, sq.data());
@@ -208,7 +216,7 @@ at::Tensor within_backward(const at::Tensor& grad_output, const at::Tensor& inpu
     const Power<T> square{T(2), T(1), T(0)}, power{-beta, alpha, T(1)};
     const T *xd = x.data_ptr<T>(), *tdd = td.data_ptr<T>(), *pd = pooled.data_ptr<T>(), *wd = powered.data_ptr<T>();
     T* bd = bottom_diff.data_ptr<T>();
-    at::parallel_for(0, planes, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, planes, grain(plane), [&](int64_t b, int64_t e) {
       std::vector<T> prod_diff(plane), power_top_diff(plane), pool_top_diff(plane), sq_top_diff(plane),
           sq_diff(plane, T(0));
       for (int64_t p = b; p < e; ++p) {

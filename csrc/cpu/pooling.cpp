@@ -46,7 +46,7 @@ std::tuple<at::Tensor, at::Tensor> max_forward(const at::Tensor& input, at::IntA
     const scalar_t* in = x.data_ptr<scalar_t>();
     scalar_t* out = top.data_ptr<scalar_t>();
     int32_t* m = mask.data_ptr<int32_t>();
-    at::parallel_for(0, planes, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, planes, grain(in_plane), [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) max_pool_plane(in + p * in_plane, g, out + p * out_plane, m + p * out_plane);
     });
   });
@@ -70,7 +70,7 @@ at::Tensor max_backward(const at::Tensor& grad_output, const at::Tensor& mask, a
     const scalar_t* t = td.data_ptr<scalar_t>();
     const int32_t* mk = m.data_ptr<int32_t>();
     scalar_t* bd = bottom.data_ptr<scalar_t>();
-    at::parallel_for(0, planes, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, planes, grain(in_plane), [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) {
         std::fill_n(bd + p * in_plane, in_plane, scalar_t(0));
         if (!max_pool_backward_plane(t + p * out_plane, mk + p * out_plane, out_plane, in_plane, bd + p * in_plane))
@@ -78,7 +78,8 @@ at::Tensor max_backward(const at::Tensor& grad_output, const at::Tensor& mask, a
       }
     });
   });
-  TORCH_CHECK(ok, op, ": mask holds an index outside the ", input_size[2], "x", input_size[3], " input plane");
+  TORCH_CHECK(ok, op, ": argument 'mask' holds an index outside [-1, ", in_plane, ") of the ", input_size[2], "x",
+              input_size[3], " input plane");
   return bottom;
 }
 
@@ -91,7 +92,7 @@ at::Tensor ave_forward(const at::Tensor& input, at::IntArrayRef kernel, at::IntA
   REPLICATE_DISPATCH(x.scalar_type(), "pool_ave_forward", [&] {
     const scalar_t* in = x.data_ptr<scalar_t>();
     scalar_t* out = top.data_ptr<scalar_t>();
-    at::parallel_for(0, planes, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, planes, grain(in_plane), [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) ave_pool_plane(in + p * in_plane, g, out + p * out_plane);
     });
   });
@@ -108,14 +109,25 @@ at::Tensor ave_backward(const at::Tensor& grad_output, at::IntArrayRef input_siz
   auto [kh, kw] = pair_arg(op, "kernel", kernel, true);
   auto [sh, sw] = pair_arg(op, "stride", stride, true);
   auto [ph, pw] = pair_arg(op, "pad", pad, false);
+  TORCH_CHECK(ph < kh && pw < kw, op, ": pad ", shape_str(pad), " must be smaller than kernel ",
+              shape_str(kernel), " (Caffe's rule)");
   const PoolGeom g{input_size[2], input_size[3], kh, kw, sh, sw, ph, pw, grad_output.size(2), grad_output.size(3)};
+  // the pooled size of either rounding mode (Caffe's default CEIL, or FLOOR)
+  bool fits = false;
+  for (bool ceil_mode : {true, false})
+    fits = fits || (g.pooled_h == pooled_size(g.height, kh, sh, ph, ceil_mode) &&
+                    g.pooled_w == pooled_size(g.width, kw, sw, pw, ceil_mode));
+  TORCH_CHECK(fits, op, ": argument 'grad_output' has shape ", shape_str(grad_output.sizes()), "; expected (",
+              input_size[0], ", ", input_size[1], ", ", pooled_size(g.height, kh, sh, ph, true), ", ",
+              pooled_size(g.width, kw, sw, pw, true), ") for input ", shape_str(input_size), ", kernel ",
+              shape_str(kernel), ", stride ", shape_str(stride), ", pad ", shape_str(pad));
   const at::Tensor td = grad_output.contiguous();
   at::Tensor bottom = at::empty(input_size, td.options());  // zeroed plane by plane below
   const int64_t planes = input_size[0] * input_size[1], in_plane = g.height * g.width, out_plane = g.pooled_h * g.pooled_w;
   REPLICATE_DISPATCH(td.scalar_type(), op, [&] {
     const scalar_t* t = td.data_ptr<scalar_t>();
     scalar_t* bd = bottom.data_ptr<scalar_t>();
-    at::parallel_for(0, planes, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, planes, grain(in_plane), [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) {
         std::fill_n(bd + p * in_plane, in_plane, scalar_t(0));
         ave_pool_backward_plane(t + p * out_plane, g, bd + p * in_plane);

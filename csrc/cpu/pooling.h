@@ -51,7 +51,7 @@ bool max_pool_backward_plane(const T* top_diff, const int32_t* mask, int64_t poo
   for (int64_t i = 0; i < pooled; ++i) {
     const int32_t m = mask[i];
     if (m >= 0 && m < plane) bottom_diff[m] += top_diff[i];
-    else ok = ok && m == -1;
+    else if (m != -1) ok = false;
   }
   return ok;
 }

@@ -14,9 +14,9 @@
 namespace replicate {
 namespace cpu {
 
-AxisSplit split_axis(const char* op, const at::Tensor& x, int64_t axis) {
-  check_input(op, "input", x, -1, "(..., C, ...) with C on `axis`");
-  TORCH_CHECK(x.dim() >= 1, op, ": argument 'input' must have at least one dimension");
+AxisSplit split_axis(const char* op, const char* arg, const at::Tensor& x, int64_t axis) {
+  check_input(op, arg, x, -1, "(..., C, ...) with C on `axis`");
+  TORCH_CHECK(x.dim() >= 1, op, ": argument '", arg, "' must have at least one dimension");
   const int64_t a = axis < 0 ? axis + x.dim() : axis;
   TORCH_CHECK(a >= 0 && a < x.dim(), op, ": axis ", axis, " is out of range for shape ", shape_str(x.sizes()));
   AxisSplit s{1, x.size(a), 1};
@@ -58,7 +58,7 @@ at::Tensor softmax_forward_impl(const char* op, const at::Tensor& x, const AxisS
     T* out = top.data_ptr<T>();
     const int C = static_cast<int>(s.channels), inner = static_cast<int>(s.inner);
     const std::vector<T> ones(C, T(1));
-    at::parallel_for(0, s.outer, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, s.outer, grain(s.dim() * 4), [&](int64_t b, int64_t e) {
       std::vector<T> scale(inner);
       for (int64_t i = b; i < e; ++i) {
         const T* xi = in + i * s.dim();
@@ -80,13 +80,13 @@ at::Tensor softmax_forward_impl(const char* op, const at::Tensor& x, const AxisS
 namespace {
 
 at::Tensor softmax_forward(const at::Tensor& input, int64_t axis) {
-  const AxisSplit s = split_axis("softmax_forward", input, axis);
+  const AxisSplit s = split_axis("softmax_forward", "input", input, axis);
   return softmax_forward_impl("softmax_forward", input.contiguous(), s);
 }
 
 at::Tensor softmax_backward(const at::Tensor& grad_output, const at::Tensor& output, int64_t axis) {
   const char* op = "softmax_backward";
-  const AxisSplit s = split_axis(op, output, axis);
+  const AxisSplit s = split_axis(op, "output", output, axis);
   check_input(op, "grad_output", grad_output, -1, "the shape of output");
   check_same_dtype(op, "grad_output", grad_output, output);
   check_shape(op, "grad_output", grad_output, output.sizes());
@@ -98,7 +98,7 @@ at::Tensor softmax_backward(const at::Tensor& grad_output, const at::Tensor& out
     T* bd = bottom.data_ptr<T>();
     const int C = static_cast<int>(s.channels), inner = static_cast<int>(s.inner);
     const std::vector<T> ones(C, T(1));
-    at::parallel_for(0, s.outer, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, s.outer, grain(s.dim() * 4), [&](int64_t b, int64_t e) {
       std::vector<T> scale(inner);
       for (int64_t i = b; i < e; ++i) {
         for (int k = 0; k < inner; ++k)
@@ -131,7 +131,7 @@ std::tuple<at::Tensor, at::Tensor> softmax_loss_forward(const at::Tensor& input,
                                                         int64_t axis, int64_t normalization,
                                                         std::optional<int64_t> ignore_label) {
   const char* op = "softmax_loss_forward";
-  const AxisSplit s = split_axis(op, input, axis);
+  const AxisSplit s = split_axis(op, "input", input, axis);
   const std::vector<int> labels = read_labels(op, label, s);
   at::Tensor prob = softmax_forward_impl(op, input.contiguous(), s);
   at::Tensor loss = at::empty({}, input.options());
@@ -156,8 +156,11 @@ std::tuple<at::Tensor, at::Tensor> softmax_loss_forward(const at::Tensor& input,
 at::Tensor softmax_loss_backward(const at::Tensor& grad_loss, const at::Tensor& prob, const at::Tensor& label,
                                  int64_t axis, int64_t normalization, std::optional<int64_t> ignore_label) {
   const char* op = "softmax_loss_backward";
-  const AxisSplit s = split_axis(op, prob, axis);
-  TORCH_CHECK(grad_loss.numel() == 1, op, ": argument 'grad_loss' must hold one value (the loss weight)");
+  const AxisSplit s = split_axis(op, "prob", prob, axis);
+  check_input(op, "grad_loss", grad_loss, -1, "() holding the loss weight");
+  check_same_dtype(op, "grad_loss", grad_loss, prob);
+  TORCH_CHECK(grad_loss.numel() == 1, op, ": argument 'grad_loss' has shape ", shape_str(grad_loss.sizes()),
+              "; expected () holding the loss weight");
   const std::vector<int> labels = read_labels(op, label, s);
   at::Tensor bottom = prob.clone(at::MemoryFormat::Contiguous);
   REPLICATE_DISPATCH(prob.scalar_type(), op, [&] {
@@ -175,7 +178,7 @@ at::Tensor softmax_loss_backward(const at::Tensor& grad_loss, const at::Tensor& 
         bd[i * s.dim() + l * s.inner + j] -= T(1);
         ++count;
       }
-    const T top_diff = grad_loss.to(prob.scalar_type()).item<T>();
+    const T top_diff = grad_loss.item<T>();
     const T loss_weight = top_diff / normalizer<T>(op, normalization, s, count);
     blas::scal<T>(static_cast<int>(bottom.numel()), loss_weight, bd);
   });

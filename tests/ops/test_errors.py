@@ -32,31 +32,15 @@ def tensor_slots(op_name, floating_only):
             if isinstance(a, torch.Tensor) and (a.is_floating_point() or not floating_only)]
 
 
-def slot_params(floating_only, xfail=None, skip=()):
-    params = []
-    for op_name in sorted(CASES):
-        for op_name_, i, name in tensor_slots(op_name, floating_only):
-            if (op_name, name) in skip:
-                continue
-            marks = ()
-            if xfail and (op_name, name) in xfail:
-                marks = pytest.mark.xfail(strict=True, reason=xfail[(op_name, name)])
-            params.append(pytest.param(op_name_, i, name, marks=marks, id=f"{op_name}-{name}"))
-    return params
+def slot_params(floating_only):
+    return [pytest.param(op_name_, i, name, id=f"{op_name}-{name}")
+            for op_name in sorted(CASES) for op_name_, i, name in tensor_slots(op_name, floating_only)]
 
 
 def call(op_name, i, replacement):
     op, args, _ = first_case(op_name)
     args[i] = replacement(args[i])
     return op, args
-
-
-# The softmax backward kernels validate their second tensor through the forward's helper, which
-# calls it 'input'.
-WRONG_NAME = "the kernel's message calls this argument 'input' (split_axis in csrc/cpu/softmax.cpp)"
-NAME_XFAIL = {("softmax_backward", "output"): WRONG_NAME, ("softmax_loss_backward", "prob"): WRONG_NAME}
-# grad_loss is the loss weight, read with grad_loss.to(prob dtype).item(): any dtype is accepted.
-LENIENT = {("softmax_loss_backward", "grad_loss")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,7 +51,7 @@ C10_NAMES = {torch.int32: "Int", torch.int64: "Long", torch.float16: "Half", tor
 
 
 @pytest.mark.parametrize("bad", list(C10_NAMES), ids=["int32", "int64", "float16", "bfloat16"])
-@pytest.mark.parametrize("op_name,i,name", slot_params(True, NAME_XFAIL, LENIENT))
+@pytest.mark.parametrize("op_name,i,name", slot_params(True))
 def test_wrong_dtype_names_the_argument(op_name, i, name, bad):
     op, args = call(op_name, i, lambda t: t.detach().to(bad))
     pattern = (rf"^{op_name}: argument '{name}' has dtype {C10_NAMES[bad]}; expected "
@@ -77,10 +61,10 @@ def test_wrong_dtype_names_the_argument(op_name, i, name, bad):
 
 
 def _two_float_slots(op_name):
-    return len([s for s in tensor_slots(op_name, True) if (s[0], s[2]) not in LENIENT]) >= 2
+    return len(tensor_slots(op_name, True)) >= 2
 
 
-@pytest.mark.parametrize("op_name,i,name", [p for p in slot_params(True, skip=LENIENT)
+@pytest.mark.parametrize("op_name,i,name", [p for p in slot_params(True)
                                             if _two_float_slots(p.values[0])])
 def test_mixed_float_dtypes_are_rejected(op_name, i, name):
     """float64 among float32 arguments: one of them is named, with the dtype it should have."""
@@ -98,11 +82,7 @@ def test_mixed_float_dtypes_are_rejected(op_name, i, name):
 # device
 
 
-DEVICE_XFAIL = {**NAME_XFAIL, ("softmax_loss_backward", "grad_loss"):
-                "grad_loss is read with .item() unchecked: the error is torch's, naming no argument"}
-
-
-@pytest.mark.parametrize("op_name,i,name", slot_params(False, DEVICE_XFAIL))
+@pytest.mark.parametrize("op_name,i,name", slot_params(False))
 def test_wrong_device_names_the_argument(op_name, i, name):
     """A meta tensor handed to the CPU kernel (redispatched past the Meta/fake kernel)."""
     op, args = call(op_name, i, lambda t: t.detach().to("meta"))
@@ -112,8 +92,6 @@ def test_wrong_device_names_the_argument(op_name, i, name):
         op.redispatch(CPU_ONLY, *args)
 
 
-@pytest.mark.xfail(strict=True, reason="a meta tensor among CPU ones dispatches to the Meta kernel (the fake "
-                   "kernel of replicate/ops.py), which returns an uninitialised CPU tensor without an error")
 def test_mixed_cpu_and_meta_arguments_raise():
     x = torch.randn(2, 3, 5, 5)
     w = torch.randn(4, 3, 3, 3, device="meta")
@@ -271,7 +249,7 @@ SHAPE_CASES = {
         msg("argument 'mask' has shape (2, 4, 2, 2); expected (2, 4, 3, 3)")),
     "pool_max_backward_mask_out_of_plane": (
         lambda: ops.pool_max_backward(r(1, 1, 2, 2), torch.full((1, 1, 2, 2), 16, dtype=torch.int32), [1, 1, 4, 4]),
-        msg("pool_max_backward: mask holds an index outside the 4x4 input plane")),
+        msg("pool_max_backward: argument 'mask' holds an index outside [-1, 16) of the 4x4 input plane")),
     "pool_max_backward_input_size": (
         lambda: ops.pool_max_backward(r(2, 4, 3, 3), mask_of(X, [2, 2], [2, 2], [0, 0]), [2, 3, 6, 6]),
         msg("input_size (2, 3, 6, 6) must be (N, C, H, W) matching grad_output (2, 4, 3, 3)")),
@@ -286,16 +264,16 @@ SHAPE_CASES = {
         lambda: ops.lrn_within_forward(X, 2, 1e-4, 0.75),
         msg("lrn_within_forward: size must be a positive odd number (Caffe's rule), got 2")),
     "lrn_across_backward_even_size": (
-        lambda: ops.lrn_across_backward(X, X, X, X, 6, 1e-4, 0.75),
+        lambda: ops.lrn_across_backward(X, X, X, X, X, 6, 1e-4, 0.75),
         msg("lrn_across_backward: size must be a positive odd number")),
     "lrn_across_input_3d": (
         lambda: ops.lrn_across_forward(r(4, 6, 6), 3, 1e-4, 0.75, 1.0),
         msg("argument 'input' has shape (4, 6, 6); expected (N, C, H, W)")),
     "lrn_across_backward_scale_shape": (
-        lambda: ops.lrn_across_backward(X, X, X, r(2, 4, 6, 5), 3, 1e-4, 0.75),
+        lambda: ops.lrn_across_backward(X, X, X, r(2, 4, 6, 5), X, 3, 1e-4, 0.75),
         msg("lrn_across_backward: argument 'scale' has shape (2, 4, 6, 5); expected (2, 4, 6, 6)")),
     "lrn_across_backward_grad_output_shape": (
-        lambda: ops.lrn_across_backward(r(2, 4, 6), X, X, X, 3, 1e-4, 0.75),
+        lambda: ops.lrn_across_backward(r(2, 4, 6), X, X, X, X, 3, 1e-4, 0.75),
         msg("argument 'grad_output' has shape (2, 4, 6); expected (N, C, H, W) like input")),
     "lrn_within_backward_pool_output_shape": (
         lambda: ops.lrn_within_backward(X, X, r(1, 4, 6, 6), X, 3, 1e-4, 0.75),
@@ -362,7 +340,7 @@ SHAPE_CASES = {
         msg("softmax_loss_forward: unknown normalization mode 7 (FULL 0, VALID 1, BATCH_SIZE 2, NONE 3)")),
     "softmax_loss_grad_loss_not_scalar": (
         lambda: ops.softmax_loss_backward(r(2), r(4, 3).softmax(1), torch.tensor([0, 1, 1, 2]), 1, 1, None),
-        msg("softmax_loss_backward: argument 'grad_loss' must hold one value (the loss weight)")),
+        msg("softmax_loss_backward: argument 'grad_loss' has shape (2); expected () holding the loss weight")),
     # accuracy
     "accuracy_top_k_too_large": (
         lambda: ops.accuracy_forward(r(4, 3), torch.tensor([0, 1, 1, 2]), 1, 4, None),
@@ -409,17 +387,12 @@ def test_ignored_label_may_be_out_of_range():
     assert 0 <= acc.item() <= 1
 
 
-# Missing checks found while writing these tests: the backward of average pooling takes whatever
-# grad_output it is given, and neither it nor the ops' fake kernels check the pooling geometry.
-@pytest.mark.xfail(strict=True, reason="pool_ave_backward does not check grad_output's pooled size against "
-                   "input_size/kernel/stride/pad: a wrong grad_output gives a silently wrong diff")
+# The backward of average pooling checks grad_output against the pooling geometry.
 def test_pool_ave_backward_grad_output_pooled_shape():
     with pytest.raises(RuntimeError, match="grad_output"):
         ops.pool_ave_backward(r(1, 1, 5, 5), [1, 1, 4, 4], [2, 2], [2, 2], [0, 0])
 
 
-@pytest.mark.xfail(strict=True, reason="pool_ave_backward does not apply Caffe's pad < kernel rule that "
-                   "pool_ave_forward enforces")
 def test_pool_ave_backward_pad_not_smaller_than_kernel():
     with pytest.raises(RuntimeError, match=msg("pad (2, 2) must be smaller than kernel (2, 2)")):
         ops.pool_ave_backward(r(1, 1, 4, 4), [1, 1, 4, 4], [2, 2], [2, 2], [2, 2])

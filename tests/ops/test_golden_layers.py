@@ -74,8 +74,8 @@ def test_lrn(name, mode):
     x = case.t(case.inputs["data"])
     td = case.t(case.backward["top_diff/norm"])
     if p.norm_region == pb.LRNParameter.ACROSS_CHANNELS:
-        top, scale = ops.lrn_across_forward(x, p.local_size, p.alpha, p.beta, p.k)
-        gx = ops.lrn_across_backward(td, x, top, scale, p.local_size, p.alpha, p.beta)
+        top, scale, power = ops.lrn_across_forward(x, p.local_size, p.alpha, p.beta, p.k)
+        gx = ops.lrn_across_backward(td, x, top, scale, power, p.local_size, p.alpha, p.beta)
     else:
         top, pooled, powered = ops.lrn_within_forward(x, p.local_size, p.alpha, p.beta)
         gx = ops.lrn_within_backward(td, x, pooled, powered, p.local_size, p.alpha, p.beta)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from replicate import ops as R  # noqa: F401  (registers the ops, fake kernels and autograd)
+from replicate import ops as R  # registers the ops, their fake kernels and autograd formulas
 
 ops = torch.ops.replicate
 
@@ -183,8 +183,8 @@ for _name, (_shape, _size, _a, _b, _k) in LRN_ACROSS.items():
 
     def _lrn_across_bwd(dt, sh=_shape, n=_size, a=_a, b=_b, k=_k):
         x = randn(dt, *sh)
-        top, scale = ops.lrn_across_forward(x, n, a, b, k)
-        return randn(dt, *sh, seed=9), x, top, scale, n, a, b
+        top, scale, power = ops.lrn_across_forward(x, n, a, b, k)
+        return randn(dt, *sh, seed=9), x, top, scale, power, n, a, b
 
     case("lrn_across_backward", _name)(_lrn_across_bwd)
 
@@ -382,8 +382,8 @@ NONCONTIG = {
 
 def _lrn_across_nc(dt):
     x = _nc(dt, 2, 3, 5, 4)
-    top, scale = ops.lrn_across_forward(x, 3, 0.5, 0.75, 1.0)
-    return randn(dt, *x.shape, seed=5), x, top, scale, 3, 0.5, 0.75
+    top, scale, power = ops.lrn_across_forward(x, 3, 0.5, 0.75, 1.0)
+    return randn(dt, *x.shape, seed=5), x, top, scale, power, 3, 0.5, 0.75
 
 
 def _lrn_within_nc(dt):
@@ -391,22 +391,8 @@ def _lrn_within_nc(dt):
     _, pooled, powered = ops.lrn_within_forward(x, 3, 0.5, 0.75)
     return randn(dt, *x.shape, seed=5), x, pooled, powered, 3, 0.5, 0.75
 
-# replicate/ops.py's fake kernels for these ops return torch.empty_like(x), which keeps a permuted
-# input's strides, while the CPU kernels return contiguous tensors.
-EMPTY_LIKE_FAKES = {"relu_forward", "relu_backward", "dropout_forward", "dropout_backward", "softmax_forward", "softmax_backward",
-                    "softmax_loss_forward", "softmax_loss_backward", "lrn_across_forward", "lrn_across_backward",
-                    "lrn_within_forward", "lrn_within_backward"}
-
-
-def _nc_param(name):
-    marks = ()
-    if name in EMPTY_LIKE_FAKES:
-        marks = pytest.mark.xfail(strict=True, reason="fake kernel uses torch.empty_like(input) (keeps a "
-                                  "non-contiguous input's strides); the CPU kernel returns a contiguous tensor")
-    return pytest.param(name, marks=marks, id=name)
-
-
-@pytest.mark.parametrize("op_name", [_nc_param(n) for n in NONCONTIG])
+# The kernels return contiguous tensors whatever the input's strides; the fake kernels must agree.
+@pytest.mark.parametrize("op_name", list(NONCONTIG))
 def test_opcheck_noncontiguous(op_name):
     torch.library.opcheck(getattr(ops, op_name).default, NONCONTIG[op_name](torch.float32),
                           test_utils=("test_schema", "test_faketensor"))
