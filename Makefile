@@ -56,7 +56,7 @@ demo: build
 	@echo "it arrives with the demo issue. Kernels and formats are ready: see README.md."
 
 bench: build openblas
-	$(PY) bench/run.py --out bench/results.json
+	$(PARITY_ENV) $(PY) bench/run.py --out bench/results.json
 
 clean:
 	rm -rf build *.egg-info replicate/_C*.so $(VENV)/.built

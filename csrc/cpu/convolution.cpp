@@ -2,9 +2,10 @@
 // bias by a K=1 GEMM against ones; backward: bias diff by GEMV per image, weight diff by one GEMM
 // per image accumulated with beta = 1 in image order, bottom diff by GEMM + col2im.
 //
-// In exact BLAS mode every call is Caffe's, image by image.  In fast mode the same calls take a
-// chunk of B images side by side (the column matrix is C*kh*kw x B*out_h*out_w), which gives the
-// matmul long rows; no result bit is promised there beyond the fast-mode tolerance.
+// Every image makes exactly Caffe's calls.  Images whose results are independent (forward, bottom
+// diff) run in parallel.  The parameter diffs accumulate over images: in exact mode sequentially,
+// in Caffe's image order; in fast mode each thread accumulates its own images and the partial sums
+// are added at the end (no bit promise there beyond the fast-mode tolerance).
 #include <algorithm>
 #include <vector>
 
@@ -49,65 +50,52 @@ Conv setup(const char* op, const at::Tensor& input, const at::Tensor& weight, at
   return c;
 }
 
-// Images per GEMM: 1 (Caffe's calls) in exact mode; in fast mode as many as keep the column
-// matrix near 16M elements.
-int64_t chunk_images(const Conv& c) {
-  if (blas::mode() == blas::Mode::Exact) return 1;
-  const int64_t per_image = std::max<int64_t>(1, std::max(c.col_rows(), c.out_channels) * c.S);
-  return std::clamp<int64_t>((int64_t(1) << 24) / per_image, 1, std::max<int64_t>(c.num, 1));
-}
-
-// (B, rows, S) images -> (rows, B*S) side by side.
+// Caffe's forward_cpu_gemm + forward_cpu_bias for one image.
 template <typename T>
-void to_side_by_side(const T* src, int64_t B, int64_t rows, int64_t S, T* dst) {
-  at::parallel_for(0, rows, grain(B * S), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t b = 0; b < B; ++b) std::copy_n(src + (b * rows + r) * S, S, dst + r * B * S + b * S);
-  });
-}
-template <typename T>
-void im2col_chunk(const Conv& c, const T* x, int64_t B, T* col) {
-  const int64_t ld = B * c.S;
-  at::parallel_for(0, B, grain(c.S * c.col_rows()), [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) im2col(x + b * c.in_dim(), c.g, col + b * c.S, ld);
-  });
-}
-
-// top (B images) = W * col (+ bias).  B == 1: Caffe's forward_cpu_gemm + forward_cpu_bias.
-// B > 1 (fast mode): the transposed product col^T * W^T per group, whose long dimension is the
-// rows of the output (torch's matmul runs that shape faster), and the bias added while the result
-// is scattered back to (image, channel, position).
-template <typename T>
-void forward_chunk(const Conv& c, const T* x, const T* w, const T* bias, const T* ones, int64_t B, T* top,
-                   std::vector<T>& col, std::vector<T>& out) {
-  const int64_t ld = B * c.S, M = c.M();
+void forward_image(const Conv& c, const T* x, const T* w, const T* bias, const T* ones, T* top, std::vector<T>& col) {
+  const int64_t M = c.M();
   const T* col_buff = x;
-  if (!(c.is_1x1 && B == 1)) {
-    col.resize(c.col_rows() * ld);
-    im2col_chunk(c, x, B, col.data());
+  if (!c.is_1x1) {
+    col.resize(c.col_rows() * c.S);
+    im2col(x, c.g, col.data(), c.S);
     col_buff = col.data();
   }
-  if (B == 1) {
-    for (int64_t gi = 0; gi < c.group; ++gi)
-      blas::gemm<T>(blas::NoTrans, blas::NoTrans, M, ld, c.kernel_dim, T(1), w + gi * M * c.kernel_dim,
-                    col_buff + gi * c.kernel_dim * ld, T(0), top + gi * M * ld);
-    if (bias) blas::gemm<T>(blas::NoTrans, blas::NoTrans, c.out_channels, ld, 1, T(1), bias, ones, T(1), top);
-    return;
+  for (int64_t gi = 0; gi < c.group; ++gi)
+    blas::gemm<T>(blas::NoTrans, blas::NoTrans, M, c.S, c.kernel_dim, T(1), w + gi * M * c.kernel_dim,
+                  col_buff + gi * c.kernel_dim * c.S, T(0), top + gi * M * c.S);
+  if (bias) blas::gemm<T>(blas::NoTrans, blas::NoTrans, c.out_channels, c.S, 1, T(1), bias, ones, T(1), top);
+}
+
+// Caffe's backward_cpu_bias and weight_cpu_gemm for one image: accumulate into gw / gb.
+template <typename T>
+void param_diff_image(const Conv& c, const T* x, const T* t, const T* ones, T* gw, T* gb, std::vector<T>& col) {
+  const int64_t M = c.M();
+  if (gb) blas::gemv<T>(blas::NoTrans, c.out_channels, c.S, T(1), t, ones, T(1), gb);
+  if (!gw) return;
+  const T* col_buff = x;
+  if (!c.is_1x1) {
+    col.resize(c.col_rows() * c.S);
+    im2col(x, c.g, col.data(), c.S);
+    col_buff = col.data();
   }
-  out.resize(ld * M);
-  for (int64_t gi = 0; gi < c.group; ++gi) {
-    blas::gemm<T>(blas::Trans, blas::Trans, ld, M, c.kernel_dim, T(1), col_buff + gi * c.kernel_dim * ld,
-                  w + gi * M * c.kernel_dim, T(0), out.data());
-    at::parallel_for(0, B * M, grain(c.S), [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t b = i / M, m = i % M;
-        const T* src = out.data() + b * c.S * M + m;
-        T* dst = top + (b * c.out_channels + gi * M + m) * c.S;
-        const T bv = bias ? bias[gi * M + m] : T(0);
-        for (int64_t s = 0; s < c.S; ++s) dst[s] = src[s * M] + bv;
-      }
-    });
+  for (int64_t gi = 0; gi < c.group; ++gi)
+    blas::gemm<T>(blas::NoTrans, blas::Trans, M, c.kernel_dim, c.S, T(1), t + gi * M * c.S,
+                  col_buff + gi * c.kernel_dim * c.S, T(1), gw + gi * M * c.kernel_dim);
+}
+
+// Caffe's backward_cpu_gemm for one image; a 1x1 convolution writes its diff in place.
+template <typename T>
+void bottom_diff_image(const Conv& c, const T* t, const T* w, T* gx, std::vector<T>& col) {
+  const int64_t M = c.M();
+  T* col_buff = gx;
+  if (!c.is_1x1) {
+    col.resize(c.col_rows() * c.S);
+    col_buff = col.data();
   }
+  for (int64_t gi = 0; gi < c.group; ++gi)
+    blas::gemm<T>(blas::Trans, blas::NoTrans, c.kernel_dim, c.S, M, T(1), w + gi * M * c.kernel_dim,
+                  t + gi * M * c.S, T(0), col_buff + gi * c.kernel_dim * c.S);
+  if (!c.is_1x1) col2im(col_buff, c.g, gx, c.S);
 }
 
 at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
@@ -122,25 +110,16 @@ at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
   const at::Tensor b = bias ? bias->contiguous() : at::Tensor();
   at::Tensor top = at::empty({c.num, c.out_channels, c.g.out_h(), c.g.out_w()}, x.options());
-  const int64_t B = chunk_images(c);
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     using T = scalar_t;
     const T *xd = x.data_ptr<T>(), *wd = w.data_ptr<T>(), *bd = b.defined() ? b.data_ptr<T>() : nullptr;
     T* td = top.data_ptr<T>();
-    const std::vector<T> ones(B * c.S, T(1));
-    if (B == 1) {  // Caffe's per-image calls; images are independent, so run them in parallel
-      at::parallel_for(0, c.num, grain(c.col_rows() * c.S), [&](int64_t n0, int64_t n1) {
-        std::vector<T> col, out;
-        for (int64_t n = n0; n < n1; ++n)
-          forward_chunk<T>(c, xd + n * c.in_dim(), wd, bd, ones.data(), 1, td + n * c.out_dim(), col, out);
-      });
-    } else {
-      std::vector<T> col, out;
-      for (int64_t n = 0; n < c.num; n += B) {
-        const int64_t nb = std::min(B, c.num - n);
-        forward_chunk<T>(c, xd + n * c.in_dim(), wd, bd, ones.data(), nb, td + n * c.out_dim(), col, out);
-      }
-    }
+    const std::vector<T> ones(c.S, T(1));
+    at::parallel_for(0, c.num, grain(c.col_rows() * c.S), [&](int64_t n0, int64_t n1) {
+      std::vector<T> col;
+      for (int64_t n = n0; n < n1; ++n)
+        forward_image<T>(c, xd + n * c.in_dim(), wd, bd, ones.data(), td + n * c.out_dim(), col);
+    });
   });
   return top;
 }
@@ -177,83 +156,55 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
   }
   at::Tensor gx = output_mask[0] ? at::empty(input.sizes(), input.options()) : at::empty({0}, input.options());
   const at::Tensor x = input.contiguous(), w = weight.contiguous(), td = grad_output.contiguous();
-  const int64_t B = chunk_images(c), M = c.M();
+  const bool exact = blas::mode() == blas::Mode::Exact;
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     using T = scalar_t;
     const T *xd = x.data_ptr<T>(), *wd = w.data_ptr<T>(), *tdd = td.data_ptr<T>();
     T* gxd = output_mask[0] ? gx.data_ptr<T>() : nullptr;
-    const std::vector<T> ones(B * c.S, T(1));
-    // One chunk of nb images: bias diff (GEMV) and weight diff (GEMM, beta 1) accumulate in image
-    // order; with `bottom` also the bottom diff.  nb == 1 is exactly Caffe's sequence of calls.
-    auto chunk = [&](int64_t n, int64_t nb, bool params, bool bottom, std::vector<T>& col, std::vector<T>& tb) {
-      const int64_t ld = nb * c.S;
-      const T* t = tdd + n * c.out_dim();
-      if (nb > 1) {
-        tb.resize(c.out_channels * ld);
-        to_side_by_side(t, nb, c.out_channels, c.S, tb.data());
-        t = tb.data();
-      }
-      if (params && output_mask[2])
-        blas::gemv<T>(blas::NoTrans, c.out_channels, ld, T(1), t, ones.data(), T(1), gb.data_ptr<T>());
-      if (params && output_mask[1]) {
-        const T* col_buff = xd + n * c.in_dim();
-        if (!(c.is_1x1 && nb == 1)) {
-          col.resize(c.col_rows() * ld);
-          im2col_chunk(c, xd + n * c.in_dim(), nb, col.data());
-          col_buff = col.data();
-        }
-        T* gwd = gw.data_ptr<T>();
-        for (int64_t gi = 0; gi < c.group; ++gi)
-          blas::gemm<T>(blas::NoTrans, blas::Trans, M, c.kernel_dim, ld, T(1), t + gi * M * ld,
-                        col_buff + gi * c.kernel_dim * ld, T(1), gwd + gi * M * c.kernel_dim);
-      }
-      if (!bottom) return;
-      if (nb == 1) {  // Caffe's backward_cpu_gemm; a 1x1 convolution writes its diff in place
-        const bool direct = c.is_1x1;
-        T* col_buff = gxd + n * c.in_dim();
-        if (!direct) {
-          col.resize(c.col_rows() * ld);
-          col_buff = col.data();
-        }
-        for (int64_t gi = 0; gi < c.group; ++gi)
-          blas::gemm<T>(blas::Trans, blas::NoTrans, c.kernel_dim, ld, M, T(1), wd + gi * M * c.kernel_dim,
-                        t + gi * M * ld, T(0), col_buff + gi * c.kernel_dim * ld);
-        if (!direct) col2im(col_buff, c.g, gxd + n * c.in_dim(), ld);
-        return;
-      }
-      // Fast mode: (col diff)^T = top_diff^T * W per group (long rows for the matmul), added back
-      // position by position.
-      ConvGeom gg = c.g;
-      gg.channels = c.g.channels / c.group;
-      const int64_t group_in = gg.channels * c.g.height * c.g.width;
-      at::parallel_for(0, nb, grain(c.in_dim()), [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b) std::fill_n(gxd + (n + b) * c.in_dim(), c.in_dim(), T(0));
-      });
-      col.resize(c.kernel_dim * ld);
-      for (int64_t gi = 0; gi < c.group; ++gi) {
-        blas::gemm<T>(blas::Trans, blas::NoTrans, ld, c.kernel_dim, M, T(1), t + gi * M * ld,
-                      wd + gi * M * c.kernel_dim, T(0), col.data());
-        at::parallel_for(0, nb, grain(c.S * c.kernel_dim), [&](int64_t b0, int64_t b1) {
-          for (int64_t b = b0; b < b1; ++b)
-            row2im_add(col.data() + b * c.S * c.kernel_dim, gg, c.kernel_dim,
-                       gxd + (n + b) * c.in_dim() + gi * group_in);
+    T* gwd = output_mask[1] ? gw.data_ptr<T>() : nullptr;
+    T* gbd = output_mask[2] ? gb.data_ptr<T>() : nullptr;
+    const std::vector<T> ones(c.S, T(1));
+    const int64_t work = c.col_rows() * c.S;
+    if (exact) {
+      // Parameter diffs in Caffe's order: all bias GEMVs, then weight GEMMs image by image.
+      std::vector<T> col;
+      for (int64_t n = 0; n < c.num && gbd; ++n)
+        param_diff_image<T>(c, xd + n * c.in_dim(), tdd + n * c.out_dim(), ones.data(), nullptr, gbd, col);
+      for (int64_t n = 0; n < c.num && gwd; ++n)
+        param_diff_image<T>(c, xd + n * c.in_dim(), tdd + n * c.out_dim(), ones.data(), gwd, nullptr, col);
+      if (gxd)
+        at::parallel_for(0, c.num, grain(work), [&](int64_t n0, int64_t n1) {
+          std::vector<T> colb;
+          for (int64_t n = n0; n < n1; ++n) bottom_diff_image<T>(c, tdd + n * c.out_dim(), wd, gxd + n * c.in_dim(), colb);
         });
-      }
-    };
-    const bool params = output_mask[1] || output_mask[2];
-    if (B > 1) {  // fast mode: everything chunk by chunk
-      std::vector<T> col, tb;
-      for (int64_t n = 0; n < c.num; n += B) chunk(n, std::min(B, c.num - n), params, output_mask[0], col, tb);
       return;
     }
-    // Exact mode: parameter diffs sequentially in image order; bottom diffs are independent.
-    std::vector<T> col, tb;
-    for (int64_t n = 0; n < c.num && params; ++n) chunk(n, 1, true, false, col, tb);
-    if (output_mask[0])
-      at::parallel_for(0, c.num, grain(c.col_rows() * c.S), [&](int64_t n0, int64_t n1) {
-        std::vector<T> colb, tbb;
-        for (int64_t n = n0; n < n1; ++n) chunk(n, 1, false, true, colb, tbb);
-      });
+    // Fast mode: fixed blocks of images (not one per thread, so the thread count cannot change
+    // the sums), each with its own parameter-diff sums, added in block order at the end.
+    constexpr int64_t kBlock = 16;
+    const int64_t blocks = (c.num + kBlock - 1) / kBlock;
+    const int64_t wcount = gwd ? gw.numel() : 0, bcount = gbd ? gb.numel() : 0;
+    std::vector<std::vector<T>> partial_w(blocks), partial_b(blocks);
+    at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
+      std::vector<T> col;
+      for (int64_t k = k0; k < k1; ++k) {
+        std::vector<T>& pw = partial_w[k];
+        std::vector<T>& pb = partial_b[k];
+        pw.assign(wcount, T(0));
+        pb.assign(bcount, T(0));
+        for (int64_t n = k * kBlock; n < std::min(c.num, (k + 1) * kBlock); ++n) {
+          const T* t = tdd + n * c.out_dim();
+          if (gwd || gbd)
+            param_diff_image<T>(c, xd + n * c.in_dim(), t, ones.data(), gwd ? pw.data() : nullptr,
+                                gbd ? pb.data() : nullptr, col);
+          if (gxd) bottom_diff_image<T>(c, t, wd, gxd + n * c.in_dim(), col);
+        }
+      }
+    });
+    for (int64_t k = 0; k < blocks; ++k) {
+      for (int64_t j = 0; j < wcount; ++j) gwd[j] += partial_w[k][j];
+      for (int64_t j = 0; j < bcount; ++j) gbd[j] += partial_b[k][j];
+    }
   });
   return {gx, gw, gb};
 }

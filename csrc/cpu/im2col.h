@@ -85,29 +85,6 @@ void col2im(const T* col, const ConvGeom& g, T* im, int64_t ld) {
   }
 }
 
-// Adds a column matrix stored transposed (one row of C*kh*kw values per output position, row
-// stride ld) into im, position by position.  Fast mode only: the order of the sums is not Caffe's.
-template <typename T>
-void row2im_add(const T* rows, const ConvGeom& g, int64_t ld, T* im) {
-  const int64_t oh = g.out_h(), ow = g.out_w(), plane = g.height * g.width;
-  for (int64_t y = 0; y < oh; ++y) {
-    for (int64_t x = 0; x < ow; ++x) {
-      const T* r = rows + (y * ow + x) * ld;
-      for (int64_t c = 0; c < g.channels; ++c) {
-        T* imc = im + c * plane;
-        for (int64_t kr = 0; kr < g.kernel_h; ++kr, r += g.kernel_w) {
-          const int64_t h = y * g.stride_h - g.pad_h + kr * g.dilation_h;
-          if (!in_range(h, g.height)) continue;
-          for (int64_t kc = 0; kc < g.kernel_w; ++kc) {
-            const int64_t w = x * g.stride_w - g.pad_w + kc * g.dilation_w;
-            if (in_range(w, g.width)) imc[h * g.width + w] += r[kc];
-          }
-        }
-      }
-    }
-  }
-}
-
 }  // namespace cpu
 }  // namespace replicate
 
