@@ -40,6 +40,16 @@ void check_int_tensor(const char* op, const char* arg, const at::Tensor& t, at::
               t.defined() ? std::string(c10::toString(t.scalar_type())) : std::string("undefined"));
 }
 
+at::Tensor param_diff_out(const char* op, const char* arg, bool wanted, const std::optional<at::Tensor>& acc,
+                          at::IntArrayRef shape, const at::Tensor& like) {
+  if (!wanted) return at::empty({0}, like.options());
+  if (!acc) return at::zeros(shape, like.options());
+  check_input(op, arg, *acc, static_cast<int64_t>(shape.size()), shape_str(shape).c_str());
+  check_same_dtype(op, arg, *acc, like);
+  check_shape(op, arg, *acc, shape);
+  return acc->clone(at::MemoryFormat::Contiguous);
+}
+
 std::pair<int64_t, int64_t> pair_arg(const char* op, const char* arg, at::IntArrayRef v, bool positive) {
   TORCH_CHECK(v.size() == 2, op, ": argument '", arg, "' must have 2 values (h, w), got ", v.size());
   TORCH_CHECK(positive ? (v[0] > 0 && v[1] > 0) : (v[0] >= 0 && v[1] >= 0), op, ": argument '", arg,

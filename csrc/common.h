@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,11 @@ void check_input(const char* op, const char* arg, const at::Tensor& t, int64_t d
 void check_same_dtype(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref);
 void check_shape(const char* op, const char* arg, const at::Tensor& t, at::IntArrayRef shape);
 void check_int_tensor(const char* op, const char* arg, const at::Tensor& t, at::ScalarType st);
+// A parameter diff for a backward op: empty when not requested (mask off), else a contiguous
+// copy of the accumulator the caller passes (Caffe accumulates into param diffs), else zeros.
+at::Tensor param_diff_out(const char* op, const char* arg, bool wanted, const std::optional<at::Tensor>& acc,
+                          at::IntArrayRef shape, const at::Tensor& like);
+
 // Items per task for at::parallel_for when each item costs `per_item` element operations: small
 // tensors stay on the calling thread (waking the pool costs more than the work).
 inline int64_t grain(int64_t per_item) { return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(per_item, 1)); }

@@ -50,16 +50,20 @@ Conv setup(const char* op, const at::Tensor& input, const at::Tensor& weight, at
   return c;
 }
 
+// The column matrix of one image: the image itself for a 1x1 convolution (Caffe skips im2col).
+template <typename T>
+const T* columns(const Conv& c, const T* x, std::vector<T>& col) {
+  if (c.is_1x1) return x;
+  col.resize(c.col_rows() * c.S);
+  im2col(x, c.g, col.data(), c.S);
+  return col.data();
+}
+
 // Caffe's forward_cpu_gemm + forward_cpu_bias for one image.
 template <typename T>
 void forward_image(const Conv& c, const T* x, const T* w, const T* bias, const T* ones, T* top, std::vector<T>& col) {
   const int64_t M = c.M();
-  const T* col_buff = x;
-  if (!c.is_1x1) {
-    col.resize(c.col_rows() * c.S);
-    im2col(x, c.g, col.data(), c.S);
-    col_buff = col.data();
-  }
+  const T* col_buff = columns(c, x, col);
   for (int64_t gi = 0; gi < c.group; ++gi)
     blas::gemm<T>(blas::NoTrans, blas::NoTrans, M, c.S, c.kernel_dim, T(1), w + gi * M * c.kernel_dim,
                   col_buff + gi * c.kernel_dim * c.S, T(0), top + gi * M * c.S);
@@ -72,12 +76,7 @@ void param_diff_image(const Conv& c, const T* x, const T* t, const T* ones, T* g
   const int64_t M = c.M();
   if (gb) blas::gemv<T>(blas::NoTrans, c.out_channels, c.S, T(1), t, ones, T(1), gb);
   if (!gw) return;
-  const T* col_buff = x;
-  if (!c.is_1x1) {
-    col.resize(c.col_rows() * c.S);
-    im2col(x, c.g, col.data(), c.S);
-    col_buff = col.data();
-  }
+  const T* col_buff = columns(c, x, col);
   for (int64_t gi = 0; gi < c.group; ++gi)
     blas::gemm<T>(blas::NoTrans, blas::Trans, M, c.kernel_dim, c.S, T(1), t + gi * M * c.S,
                   col_buff + gi * c.kernel_dim * c.S, T(1), gw + gi * M * c.kernel_dim);
@@ -133,27 +132,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
   check_input(op, "grad_output", grad_output, 4, "(N, num_output, out_h, out_w)");
   check_same_dtype(op, "grad_output", grad_output, input);
   check_shape(op, "grad_output", grad_output, {c.num, c.out_channels, c.g.out_h(), c.g.out_w()});
-  at::Tensor gw = at::empty({0}, input.options()), gb = at::empty({0}, input.options());
-  if (output_mask[1]) {
-    if (weight_diff) {
-      check_input(op, "weight_diff", *weight_diff, 4, "like weight");
-      check_same_dtype(op, "weight_diff", *weight_diff, input);
-      check_shape(op, "weight_diff", *weight_diff, weight.sizes());
-      gw = weight_diff->clone(at::MemoryFormat::Contiguous);
-    } else {
-      gw = at::zeros(weight.sizes(), input.options());
-    }
-  }
-  if (output_mask[2]) {
-    if (bias_diff) {
-      check_input(op, "bias_diff", *bias_diff, 1, "(num_output,)");
-      check_same_dtype(op, "bias_diff", *bias_diff, input);
-      check_shape(op, "bias_diff", *bias_diff, {c.out_channels});
-      gb = bias_diff->clone(at::MemoryFormat::Contiguous);
-    } else {
-      gb = at::zeros({c.out_channels}, input.options());
-    }
-  }
+  at::Tensor gw = param_diff_out(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
+  at::Tensor gb = param_diff_out(op, "bias_diff", output_mask[2], bias_diff, {c.out_channels}, input);
   at::Tensor gx = output_mask[0] ? at::empty(input.sizes(), input.options()) : at::empty({0}, input.options());
   const at::Tensor x = input.contiguous(), w = weight.contiguous(), td = grad_output.contiguous();
   const bool exact = blas::mode() == blas::Mode::Exact;

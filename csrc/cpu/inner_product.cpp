@@ -58,28 +58,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ip_backward(
   check_same_dtype(op, "grad_output", grad_output, input);
   check_shape(op, "grad_output", grad_output, {M, N});
   const at::Tensor x = input.contiguous(), w = weight.contiguous(), td = grad_output.contiguous();
-  at::Tensor gx = at::empty({0}, x.options()), gw = at::empty({0}, x.options()), gb = at::empty({0}, x.options());
-  if (output_mask[1]) {
-    if (weight_diff) {
-      check_input(op, "weight_diff", *weight_diff, 2, "like weight");
-      check_same_dtype(op, "weight_diff", *weight_diff, input);
-      check_shape(op, "weight_diff", *weight_diff, weight.sizes());
-      gw = weight_diff->clone(at::MemoryFormat::Contiguous);
-    } else {
-      gw = at::zeros(weight.sizes(), x.options());
-    }
-  }
-  if (output_mask[2]) {
-    if (bias_diff) {
-      check_input(op, "bias_diff", *bias_diff, 1, "(num_output,)");
-      check_same_dtype(op, "bias_diff", *bias_diff, input);
-      check_shape(op, "bias_diff", *bias_diff, {N});
-      gb = bias_diff->clone(at::MemoryFormat::Contiguous);
-    } else {
-      gb = at::zeros({N}, x.options());
-    }
-  }
-  if (output_mask[0]) gx = at::empty({M, K}, x.options());
+  at::Tensor gw = param_diff_out(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
+  at::Tensor gb = param_diff_out(op, "bias_diff", output_mask[2], bias_diff, {N}, input);
+  at::Tensor gx = output_mask[0] ? at::empty({M, K}, x.options()) : at::empty({0}, x.options());
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     using T = scalar_t;
     const T *xd = x.data_ptr<T>(), *wd = w.data_ptr<T>(), *t = td.data_ptr<T>();

@@ -56,23 +56,33 @@ bool max_pool_backward_plane(const T* top_diff, const int32_t* mask, int64_t poo
   return ok;
 }
 
-// The divisor counts the window clipped to [-pad, size + pad), padding included.
+// An AVE window: its divisor counts the window clipped to [-pad, size + pad), padding included;
+// the summed cells are those inside the image.
+struct AveWindow {
+  int64_t hstart, hend, wstart, wend;
+  int pool_size;
+  AveWindow(const PoolGeom& g, int64_t ph, int64_t pw) {
+    hstart = ph * g.stride_h - g.pad_h;
+    wstart = pw * g.stride_w - g.pad_w;
+    hend = std::min(hstart + g.kernel_h, g.height + g.pad_h);
+    wend = std::min(wstart + g.kernel_w, g.width + g.pad_w);
+    pool_size = static_cast<int>((hend - hstart) * (wend - wstart));
+    hstart = std::max<int64_t>(hstart, 0);
+    wstart = std::max<int64_t>(wstart, 0);
+    hend = std::min(hend, g.height);
+    wend = std::min(wend, g.width);
+  }
+};
+
 template <typename T>
 void ave_pool_plane(const T* in, const PoolGeom& g, T* out) {
   for (int64_t ph = 0; ph < g.pooled_h; ++ph) {
     for (int64_t pw = 0; pw < g.pooled_w; ++pw) {
-      int64_t hstart = ph * g.stride_h - g.pad_h, wstart = pw * g.stride_w - g.pad_w;
-      int64_t hend = std::min(hstart + g.kernel_h, g.height + g.pad_h);
-      int64_t wend = std::min(wstart + g.kernel_w, g.width + g.pad_w);
-      const int pool_size = static_cast<int>((hend - hstart) * (wend - wstart));
-      hstart = std::max<int64_t>(hstart, 0);
-      wstart = std::max<int64_t>(wstart, 0);
-      hend = std::min(hend, g.height);
-      wend = std::min(wend, g.width);
+      const AveWindow win(g, ph, pw);
       T sum = T(0);
-      for (int64_t h = hstart; h < hend; ++h)
-        for (int64_t w = wstart; w < wend; ++w) sum += in[h * g.width + w];
-      out[ph * g.pooled_w + pw] = sum / pool_size;
+      for (int64_t h = win.hstart; h < win.hend; ++h)
+        for (int64_t w = win.wstart; w < win.wend; ++w) sum += in[h * g.width + w];
+      out[ph * g.pooled_w + pw] = sum / win.pool_size;
     }
   }
 }
@@ -82,17 +92,10 @@ template <typename T>
 void ave_pool_backward_plane(const T* top_diff, const PoolGeom& g, T* bottom_diff) {
   for (int64_t ph = 0; ph < g.pooled_h; ++ph) {
     for (int64_t pw = 0; pw < g.pooled_w; ++pw) {
-      int64_t hstart = ph * g.stride_h - g.pad_h, wstart = pw * g.stride_w - g.pad_w;
-      int64_t hend = std::min(hstart + g.kernel_h, g.height + g.pad_h);
-      int64_t wend = std::min(wstart + g.kernel_w, g.width + g.pad_w);
-      const int pool_size = static_cast<int>((hend - hstart) * (wend - wstart));
-      hstart = std::max<int64_t>(hstart, 0);
-      wstart = std::max<int64_t>(wstart, 0);
-      hend = std::min(hend, g.height);
-      wend = std::min(wend, g.width);
+      const AveWindow win(g, ph, pw);
       const T d = top_diff[ph * g.pooled_w + pw];
-      for (int64_t h = hstart; h < hend; ++h)
-        for (int64_t w = wstart; w < wend; ++w) bottom_diff[h * g.width + w] += d / pool_size;
+      for (int64_t h = win.hstart; h < win.hend; ++h)
+        for (int64_t w = win.wstart; w < win.wend; ++w) bottom_diff[h * g.width + w] += d / win.pool_size;
     }
   }
 }
