@@ -168,13 +168,12 @@ def test_dropout_head_train(mode):
     for n, (gw, gb) in {"fc6": (gw6, gb6), "fc7": (gw7, gb7), "fc8": (gw8, gb8)}.items():
         results[f"backward:param_diff/{n}/0"], results[f"backward:param_diff/{n}/1"] = gw, gb
     check(results, case, mode, blas_free=False)
-    if mode == "exact":  # dropout itself, on Caffe's pre-dropout values: bits in any mode
-        assert_bits(ops.dropout_forward(case.t(layers_fw["layer/relu6/fc6"]), mask["drop6"], ratio),
-                    case.forward["fc6"] if False else d6, "dropout")
-    with R.blas_mode("fast"):
-        assert_bits(ops.dropout_forward(case.t(layers_fw["layer/relu7/fc7"]), mask["drop7"], ratio),
-                    ops.dropout_forward(r7, mask["drop7"], ratio) if mode == "exact" else
-                    ops.dropout_forward(case.t(layers_fw["layer/relu7/fc7"]), mask["drop7"], ratio), "dropout")
+    # ReLU and dropout alone, on Caffe's own recorded inputs: BLAS-free, so bits in either mode.
+    for fc, relu, drop in (("fc6", "relu6", "drop6"), ("fc7", "relu7", "drop7")):
+        pre = case.t(layers_fw[f"layer/{fc}/{fc}"])
+        assert_bits(ops.relu_forward(pre, 0.0), layers_fw[f"layer/{relu}/{fc}"], f"{relu} on Caffe's {fc}")
+        assert_bits(ops.dropout_forward(case.t(layers_fw[f"layer/{relu}/{fc}"]), mask[drop], ratio),
+                    case.forward[fc], f"{drop} on Caffe's {relu} output")
 
 
 def test_autograd_matches_caffe_bits():
