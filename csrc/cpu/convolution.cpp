@@ -147,16 +147,31 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
     const int64_t work = c.col_rows() * c.S;
     if (exact) {
       // Parameter diffs in Caffe's order: all bias GEMVs, then weight GEMMs image by image.
-      std::vector<T> col;
-      for (int64_t n = 0; n < c.num && gbd; ++n)
-        param_diff_image<T>(c, xd + n * c.in_dim(), tdd + n * c.out_dim(), ones.data(), nullptr, gbd, col);
-      for (int64_t n = 0; n < c.num && gwd; ++n)
-        param_diff_image<T>(c, xd + n * c.in_dim(), tdd + n * c.out_dim(), ones.data(), gwd, nullptr, col);
-      if (gxd)
-        at::parallel_for(0, c.num, grain(work), [&](int64_t n0, int64_t n1) {
-          std::vector<T> colb;
-          for (int64_t n = n0; n < n1; ++n) bottom_diff_image<T>(c, tdd + n * c.out_dim(), wd, gxd + n * c.in_dim(), colb);
-        });
+      auto params = [&] {
+        std::vector<T> col;
+        for (int64_t n = 0; n < c.num && gbd; ++n)
+          param_diff_image<T>(c, xd + n * c.in_dim(), tdd + n * c.out_dim(), ones.data(), nullptr, gbd, col);
+        for (int64_t n = 0; n < c.num && gwd; ++n)
+          param_diff_image<T>(c, xd + n * c.in_dim(), tdd + n * c.out_dim(), ones.data(), gwd, nullptr, col);
+      };
+      auto bottoms = [&](int64_t n0, int64_t n1) {
+        std::vector<T> col;
+        for (int64_t n = n0; n < n1; ++n) bottom_diff_image<T>(c, tdd + n * c.out_dim(), wd, gxd + n * c.in_dim(), col);
+      };
+      const int64_t threads = at::get_num_threads();
+      if (!gxd || !(gwd || gbd) || threads < 2 || c.num * work < (int64_t(1) << 16)) {
+        params();
+        if (gxd) at::parallel_for(0, c.num, grain(work), bottoms);
+        return;
+      }
+      // The two passes are independent: one thread walks the images for the parameter diffs
+      // while the others share the bottom diffs.
+      at::parallel_for(0, threads, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          if (t == 0) params();
+          else bottoms((t - 1) * c.num / (threads - 1), t * c.num / (threads - 1));
+        }
+      });
       return;
     }
     // Fast mode: fixed blocks of images (not one per thread, so the thread count cannot change
