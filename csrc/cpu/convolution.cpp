@@ -4,8 +4,8 @@
 //
 // Every image makes exactly Caffe's calls.  Images whose results are independent (forward, bottom
 // diff) run in parallel.  The parameter diffs accumulate over images: in exact mode sequentially,
-// in Caffe's image order; in fast mode each thread accumulates its own images and the partial sums
-// are added at the end (no bit promise there beyond the fast-mode tolerance).
+// in Caffe's image order; in fast mode per fixed block of images, the block sums added in block
+// order at the end (no bit promise there beyond the fast-mode tolerance).
 #include <algorithm>
 #include <vector>
 
@@ -55,7 +55,7 @@ template <typename T>
 const T* columns(const Conv& c, const T* x, std::vector<T>& col) {
   if (c.is_1x1) return x;
   col.resize(c.col_rows() * c.S);
-  im2col(x, c.g, col.data(), c.S);
+  im2col(x, c.g, col.data());
   return col.data();
 }
 
@@ -94,7 +94,7 @@ void bottom_diff_image(const Conv& c, const T* t, const T* w, T* gx, std::vector
   for (int64_t gi = 0; gi < c.group; ++gi)
     blas::gemm<T>(blas::Trans, blas::NoTrans, c.kernel_dim, c.S, M, T(1), w + gi * M * c.kernel_dim,
                   t + gi * M * c.S, T(0), col_buff + gi * c.kernel_dim * c.S);
-  if (!c.is_1x1) col2im(col_buff, c.g, gx, c.S);
+  if (!c.is_1x1) col2im(col_buff, c.g, gx);
 }
 
 at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,

@@ -34,7 +34,7 @@ at::Tensor im2col_op(const at::Tensor& im, at::IntArrayRef kernel, at::IntArrayR
     const scalar_t* xd = x.data_ptr<scalar_t>();
     scalar_t* cd = col.data_ptr<scalar_t>();
     at::parallel_for(0, N, grain(rows * S), [&](int64_t b, int64_t e) {
-      for (int64_t n = b; n < e; ++n) im2col(xd + n * g.channels * g.height * g.width, g, cd + n * rows * S, S);
+      for (int64_t n = b; n < e; ++n) im2col(xd + n * g.channels * g.height * g.width, g, cd + n * rows * S);
     });
   });
   return im.dim() == 3 ? col.squeeze(0) : col;
@@ -58,7 +58,7 @@ at::Tensor col2im_op(const at::Tensor& col, at::IntArrayRef image_size, int64_t 
     const scalar_t* cd = c.data_ptr<scalar_t>();
     scalar_t* id = im.data_ptr<scalar_t>();
     at::parallel_for(0, N, grain(rows * S), [&](int64_t b, int64_t e) {
-      for (int64_t n = b; n < e; ++n) col2im(cd + n * rows * S, g, id + n * channels * H * W, S);
+      for (int64_t n = b; n < e; ++n) col2im(cd + n * rows * S, g, id + n * channels * H * W);
     });
   });
   return col.dim() == 2 ? im.squeeze(0) : im;

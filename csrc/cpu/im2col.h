@@ -23,12 +23,11 @@ inline void valid_span(int64_t first, int64_t stride, int64_t width, int64_t ow,
   if (hi < lo) hi = lo;
 }
 
-// `ld` is the distance between rows of the column matrix (Caffe: out_h * out_w); a larger ld
-// lets several images share one matrix side by side.  Each row segment is written as zeros,
-// the in-range span, zeros: the same values Caffe's element-by-element loop writes.
+// col is (C*kh*kw) x (out_h*out_w).  Each row segment is written as zeros, the in-range span,
+// zeros: the same values Caffe's element-by-element loop writes.
 template <typename T>
-void im2col(const T* im, const ConvGeom& g, T* col, int64_t ld) {
-  const int64_t oh = g.out_h(), ow = g.out_w(), plane = g.height * g.width, skip = ld - oh * ow;
+void im2col(const T* im, const ConvGeom& g, T* col) {
+  const int64_t oh = g.out_h(), ow = g.out_w(), plane = g.height * g.width;
   for (int64_t c = 0; c < g.channels; ++c, im += plane) {
     for (int64_t kr = 0; kr < g.kernel_h; ++kr) {
       for (int64_t kc = 0; kc < g.kernel_w; ++kc) {
@@ -50,7 +49,6 @@ void im2col(const T* im, const ConvGeom& g, T* col, int64_t ld) {
           }
           std::fill(col + hi, col + ow, T(0));
         }
-        col += skip;
       }
     }
   }
@@ -60,8 +58,8 @@ void im2col(const T* im, const ConvGeom& g, T* col, int64_t ld) {
 // (channel, kernel row, kernel column, output row, output column); within one output row the
 // entries land on distinct pixels, so adding the span at once keeps every pixel's order.
 template <typename T>
-void col2im(const T* col, const ConvGeom& g, T* im, int64_t ld) {
-  const int64_t oh = g.out_h(), ow = g.out_w(), plane = g.height * g.width, skip = ld - oh * ow;
+void col2im(const T* col, const ConvGeom& g, T* im) {
+  const int64_t oh = g.out_h(), ow = g.out_w(), plane = g.height * g.width;
   std::fill_n(im, g.channels * plane, T(0));
   for (int64_t c = 0; c < g.channels; ++c, im += plane) {
     for (int64_t kr = 0; kr < g.kernel_h; ++kr) {
@@ -79,7 +77,6 @@ void col2im(const T* col, const ConvGeom& g, T* im, int64_t ld) {
             for (int64_t x = lo; x < hi; ++x) dst[x * g.stride_w] += col[x];
           }
         }
-        col += skip;
       }
     }
   }

@@ -87,7 +87,6 @@ at::Tensor across_backward(const at::Tensor& grad_output, const at::Tensor& inpu
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     using T = scalar_t;
     const T alpha = caffe_param<T>(alpha_arg), beta = caffe_param<T>(beta_arg);
-    (void)beta;
     const T cache_ratio_value = static_cast<T>(2. * alpha * beta / static_cast<int>(size));
     const T *xd = x.data_ptr<T>(), *tdd = td.data_ptr<T>(), *yd = y.data_ptr<T>(), *sd = sc.data_ptr<T>(),
             *pd = scp.data_ptr<T>();
