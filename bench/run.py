@@ -172,6 +172,10 @@ def main(argv=None):
             row["speedup_vs_caffe_anchor"] = caffe / ours
         result["layers"][name] = row
         print(json.dumps({name: row}, indent=1), flush=True)
+    from bench import data_layer  # Data layer images/s per worker count (replicate.data)
+    print("data_layer: timing ...", flush=True)
+    result["data_layer"] = data_layer.run(args.repeats)
+    print(json.dumps({"data_layer": result["data_layer"]}, indent=1), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

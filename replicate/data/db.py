@@ -1,0 +1,157 @@
+"""Caffe's Datum databases, read the way ``caffe::db`` reads them.
+
+Both backends iterate in byte order of the keys (LMDB's and LevelDB's default
+comparators), which for ``convert_imageset`` keys (``%08d_<file>``) is the order
+they were written in.  :class:`Cursor` is Caffe's ``db::Cursor`` as the Data
+layer uses it: ``value()`` of the current record, ``next()`` that wraps around
+to the first key at the end (``DataLayer::Next``).
+
+Read-only guarantees
+--------------------
+* LMDB is opened with ``readonly=True, lock=False``: nothing in the folder is
+  written, not even ``lock.mdb`` (Caffe itself opens ``MDB_RDONLY`` but with
+  locking, which rewrites ``lock.mdb``).  The folder may be read-only.
+* LevelDB (``plyvel``) cannot be opened without writing: the leveldb library
+  rewrites ``MANIFEST-*``, ``LOG`` and the ``.log`` file and takes ``LOCK``,
+  even for reading, so the folder must be writable.  To keep a database
+  untouched (e.g. a golden fixture), copy the folder and open the copy.
+  Records are never written by this module.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["DataSourceError", "open_db", "Cursor", "iter_records", "BACKENDS"]
+
+BACKENDS = ("lmdb", "leveldb")
+
+
+class DataSourceError(RuntimeError):
+    """A database or data-layer setting Caffe would refuse (missing, empty,
+    not Datums, mean shape mismatch, ...).  The message names the layer (when
+    known) and the path."""
+
+
+def _backend_name(backend) -> str:
+    """``"lmdb"`` / ``"leveldb"`` from a name or DataParameter.DB enum (LEVELDB=0, LMDB=1)."""
+    if isinstance(backend, str):
+        b = backend.lower()
+    elif backend == 0:
+        b = "leveldb"
+    elif backend == 1:
+        b = "lmdb"
+    else:
+        b = str(backend)
+    if b not in BACKENDS:
+        raise DataSourceError(f"unknown database backend {backend!r} (use lmdb or leveldb)")
+    return b
+
+
+class _LMDB:
+    def __init__(self, path: str):
+        import lmdb
+        if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "data.mdb")):
+            raise DataSourceError(f"LMDB {path!r} does not exist (no folder with data.mdb)")
+        try:
+            self.env = lmdb.open(path, readonly=True, lock=False, subdir=True,
+                                 readahead=False, max_readers=1, create=False)
+        except lmdb.Error as e:
+            raise DataSourceError(f"cannot open LMDB {path!r}: {e}") from None
+        self.txn = self.env.begin(write=False, buffers=False)
+
+    def iterator(self) -> Iterator[tuple[bytes, bytes]]:
+        cur = self.txn.cursor()
+        if not cur.first():
+            return
+        yield from cur.iternext(keys=True, values=True)
+
+    def count(self) -> int:
+        return self.txn.stat()["entries"]
+
+    def close(self):
+        if self.env is not None:
+            self.txn.abort()
+            self.env.close()
+            self.env = None
+
+
+class _LevelDB:
+    def __init__(self, path: str):
+        import plyvel
+        if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "CURRENT")):
+            raise DataSourceError(f"LevelDB {path!r} does not exist (no folder with CURRENT)")
+        try:
+            self.db = plyvel.DB(path, create_if_missing=False)
+        except Exception as e:  # plyvel.Error, IOError (read-only folder) ...
+            raise DataSourceError(f"cannot open LevelDB {path!r} (leveldb needs a writable "
+                                  f"folder even to read; open a copy): {e}") from None
+
+    def iterator(self) -> Iterator[tuple[bytes, bytes]]:
+        yield from self.db.iterator(fill_cache=False)
+
+    def count(self) -> int:
+        return sum(1 for _ in self.db.iterator(include_value=False))
+
+    def close(self):
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+
+def open_db(path, backend="lmdb"):
+    """An open read-only database: ``.iterator()`` yields ``(key, value)``
+    bytes in key order; ``.close()``."""
+    path = os.fspath(path)
+    return (_LMDB if _backend_name(backend) == "lmdb" else _LevelDB)(path)
+
+
+class Cursor:
+    """Caffe's db cursor as the Data layer drives it: starts at the first key;
+    :meth:`next` wraps around to the first key after the last one."""
+
+    def __init__(self, path, backend="lmdb"):
+        self.path = os.fspath(path)
+        self.db = open_db(self.path, backend)
+        self._it = self.db.iterator()
+        self._cur = next(self._it, None)
+        if self._cur is None:
+            self.db.close()
+            raise DataSourceError(f"database {self.path!r} is empty")
+        self.wraps = 0
+
+    def key(self) -> bytes:
+        return self._cur[0]
+
+    def value(self) -> bytes:
+        return self._cur[1]
+
+    def next(self) -> None:
+        self._cur = next(self._it, None)
+        if self._cur is None:  # "Restarting data prefetching from start."
+            self.wraps += 1
+            self._it = self.db.iterator()
+            self._cur = next(self._it)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def iter_records(path, backend="lmdb") -> Iterator[tuple[bytes, bytes]]:
+    """Every ``(key, value)`` once, in key order (no wrap-around)."""
+    db = open_db(path, backend)
+    try:
+        yield from db.iterator()
+    finally:
+        db.close()
+
+
+def default_backend(path) -> str:
+    """Guess the backend of an existing database folder."""
+    p = Path(path)
+    if (p / "data.mdb").exists():
+        return "lmdb"
+    if (p / "CURRENT").exists():
+        return "leveldb"
+    raise DataSourceError(f"{os.fspath(path)!r} is neither an LMDB nor a LevelDB folder")
