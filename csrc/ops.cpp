@@ -44,6 +44,12 @@ TORCH_LIBRARY(replicate, m) {
         "int? ignore_label) -> Tensor");
   m.def("accuracy_forward(Tensor input, Tensor label, int axis, int top_k, int? ignore_label) "
         "-> (Tensor, Tensor)");
+  // The solver's and the net's BLAS-level steps (csrc/cpu/solver_math.cpp), in place.
+  m.def("sgd_update(Tensor(a!) data, Tensor(b!) diff, Tensor(c!) history, float local_rate, float momentum, "
+        "float local_decay, int regularization, float diff_scale) -> ()");
+  m.def("blas_axpy(float alpha, Tensor x, Tensor(a!) y) -> ()");
+  m.def("blas_scal(float alpha, Tensor(a!) x) -> ()");
+  m.def("blas_dot(Tensor x, Tensor y) -> Tensor");
 }
 
 namespace {

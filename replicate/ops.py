@@ -264,6 +264,29 @@ def _(input, label, axis, top_k, ignore_label):
     return _empty(input, ()), _empty(input, (input.shape[axis],))
 
 
+@torch.library.register_fake("replicate::sgd_update")
+def _(data, diff, history, local_rate, momentum, local_decay, regularization, diff_scale):
+    _one_device("sgd_update", locals())
+    return None
+
+
+@torch.library.register_fake("replicate::blas_axpy")
+def _(alpha, x, y):
+    _one_device("blas_axpy", locals())
+    return None
+
+
+@torch.library.register_fake("replicate::blas_scal")
+def _(alpha, x):
+    return None
+
+
+@torch.library.register_fake("replicate::blas_dot")
+def _(x, y):
+    _one_device("blas_dot", locals())
+    return _empty(x, ())
+
+
 # ---------------------------------------------------------------------------------------------
 # Autograd: each forward op's gradient is Caffe's backward kernel.
 
@@ -507,3 +530,36 @@ def softmax_with_loss(x: Tensor, label: Tensor, axis: int = 1, normalization: st
 def accuracy(x: Tensor, label: Tensor, top_k: int = 1, axis: int = 1,
              ignore_label: Optional[int] = None) -> Tuple[Tensor, Tensor]:
     return ops.accuracy_forward(x, label, axis, top_k, ignore_label)
+
+
+# ---------------------------------------------------------------------------------------------
+# The solver's and the net's BLAS-level steps (in place; exact mode makes Caffe's calls)
+
+REGULARIZATION = {"L2": 0, "L1": 1}
+
+
+def sgd_update(data: Tensor, diff: Tensor, history: Tensor, local_rate: float, momentum: float,
+               local_decay: float = 0.0, regularization: str = "L2", diff_scale: float = 1.0) -> None:
+    """One learnable blob's SGD step as Caffe 1.0 does it: ``diff *= diff_scale`` (iter_size
+    normalisation), regularise, ``history = local_rate * diff + momentum * history``,
+    ``diff = history``, ``data -= diff``."""
+    try:
+        reg = REGULARIZATION[regularization]
+    except KeyError:
+        raise ValueError(f"Unknown regularization type: {regularization}") from None
+    ops.sgd_update(data, diff, history, local_rate, momentum, local_decay, reg, diff_scale)
+
+
+def axpy(alpha: float, x: Tensor, y: Tensor) -> None:
+    """caffe_axpy: ``y += alpha * x`` in place."""
+    ops.blas_axpy(alpha, x, y)
+
+
+def scal(alpha: float, x: Tensor) -> None:
+    """caffe_scal: ``x *= alpha`` in place."""
+    ops.blas_scal(alpha, x)
+
+
+def dot(x: Tensor, y: Tensor) -> Tensor:
+    """caffe_cpu_dot, as a 0-dim tensor of x's dtype."""
+    return ops.blas_dot(x, y)

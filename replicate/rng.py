@@ -36,3 +36,44 @@ class CaffeRNG:
         the ratio rounded to float as Caffe's layer parameter is."""
         keep = 1.0 - float(np.float32(ratio))
         return self.bernoulli(int(np.prod(shape)), keep).reshape(shape)
+
+    def rand(self) -> int:
+        """``caffe_rng_rand()``: one raw draw (Caffe seeds data transformers and threads with it)."""
+        return int(self.uint32(1)[0])
+
+    def uniform(self, n: int, a: float, b: float, dtype=np.float32) -> np.ndarray:
+        """``caffe_rng_uniform<Dtype>(n, a, b)``: boost::uniform_real<Dtype>(a, nextafter(b)) on
+        mt19937, i.e. ``float(u32) / 2^32 * (max - min) + min`` in Dtype, redrawn when it
+        reaches max."""
+        dt = np.dtype(dtype)
+        lo = dt.type(a)
+        hi = np.nextafter(dt.type(b), dt.type(np.inf))
+        if lo > dt.type(b):
+            raise ValueError(f"uniform needs min <= max, got [{a}, {b}]")
+        out = np.empty(n, dtype=dt)
+        filled = 0
+        divisor = dt.type(4294967295.0) + dt.type(1)
+        while filled < n:
+            state = self._bits.state
+            vals = self.uint32(n - filled).astype(dt) / divisor * (hi - lo) + lo
+            ok = vals < hi
+            if ok.all():
+                out[filled:] = vals
+                break
+            # boost draws again when a value reaches max: keep the stream's order
+            k = int(np.argmin(ok))
+            out[filled:filled + k] = vals[:k]
+            filled += k
+            self._bits.state = state
+            self.uint32(k + 1)
+        return out
+
+    def gaussian(self, n: int, mean: float, std: float, dtype=np.float32) -> np.ndarray:
+        """Normal draws from this generator's stream (Box-Muller on pairs of uniform draws).
+        Caffe's ``caffe_rng_gaussian`` uses boost's ziggurat, whose bits this does not claim."""
+        u = (self.uint32(2 * ((n + 1) // 2)).astype(np.float64) + 0.5) / 4294967296.0
+        u1, u2 = u[0::2], u[1::2]
+        r = np.sqrt(-2.0 * np.log(u1))
+        z = np.concatenate([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)])
+        z = np.stack([z[: len(u1)], z[len(u1):]], axis=1).reshape(-1)[:n]
+        return (z * std + mean).astype(dtype)

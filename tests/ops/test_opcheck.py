@@ -294,6 +294,18 @@ for _name, _shape, _axis, _k, _ign in [("top1", (8, 5), 1, 1, None), ("top3", (8
                                     (distinct(dt, *sh), loss_labels(sh, a, i, torch.int64), a, k, i))
 
 
+# The solver's in-place BLAS steps.
+for _name, _shape, _decay, _reg, _scale in [("l2", (4, 3, 2), 0.0005, 0, 1.0), ("l1_iter_size", (7,), 0.01, 1, 0.5),
+                                            ("no_decay", (40,), 0.0, 0, 1.0)]:
+    case("sgd_update", _name)(lambda dt, sh=_shape, d=_decay, r=_reg, s=_scale:
+                              (randn(dt, *sh), randn(dt, *sh, seed=1), randn(dt, *sh, seed=2), 0.01, 0.9, d, r, s))
+case("blas_axpy", "vec")(lambda dt: (-0.5, randn(dt, 37), randn(dt, 37, seed=1)))
+case("blas_axpy", "4d")(lambda dt: (2.0, randn(dt, 2, 3, 4, 5), randn(dt, 2, 3, 4, 5, seed=1)))
+case("blas_scal", "vec")(lambda dt: (0.25, randn(dt, 33)))
+case("blas_dot", "vec")(lambda dt: (randn(dt, 70), randn(dt, 70, seed=1)))
+case("blas_dot", "scalar")(lambda dt: (randn(dt, 1), randn(dt, 1, seed=1)))
+
+
 # ---------------------------------------------------------------------------------------------
 # Tests
 

@@ -1,0 +1,109 @@
+// The BLAS-level steps of Caffe 1.0's SGDSolver and of the net's elementwise sums, through the
+// BLAS seam so that exact mode makes Caffe's own calls:
+//   sgd_update: SGDSolver::Normalize (scal 1/iter_size), Regularize (L2: axpy(decay, w, diff);
+//               L1: axpy(decay, sign(w), diff)), ComputeUpdateValue (axpby(rate, diff, momentum,
+//               history); copy history -> diff) and Blob::Update (axpy(-1, diff, w)), in that order,
+//               in place on one learnable blob.  Each step touches only this blob's buffers, so
+//               running Net::Update per blob right after its update value gives Caffe's bits.
+//   blas_axpy / blas_scal / blas_dot: caffe_axpy, caffe_scal, caffe_cpu_dot (Eltwise SUM, Split
+//               fan-in, gradient clipping, loss weights).
+#include "../blas.h"
+#include "../common.h"
+
+namespace replicate {
+namespace cpu {
+namespace {
+
+void check_inplace(const char* op, const char* arg, const at::Tensor& t) {
+  check_input(op, arg, t, -1, "any shape");
+  TORCH_CHECK(t.is_contiguous(), op, ": ", arg, " must be contiguous (it is updated in place)");
+  TORCH_CHECK(t.numel() <= INT32_MAX, op, ": ", arg, " has more elements than Caffe's int count");
+}
+
+void check_pair(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref) {
+  check_inplace(op, arg, t);
+  check_same_dtype(op, arg, t, ref);
+  check_shape(op, arg, t, ref.sizes());
+}
+
+void sgd_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, double local_rate, double momentum,
+                double local_decay, int64_t regularization, double diff_scale) {
+  const char* op = "sgd_update";
+  check_inplace(op, "data", data);
+  check_pair(op, "diff", diff, data);
+  check_pair(op, "history", history, data);
+  TORCH_CHECK(regularization == 0 || regularization == 1, op,
+              ": regularization must be 0 (L2) or 1 (L1), got ", regularization);
+  const int n = static_cast<int>(data.numel());
+  REPLICATE_DISPATCH(data.scalar_type(), op, [&] {
+    using T = scalar_t;
+    T* w = data.data_ptr<T>();
+    T* g = diff.data_ptr<T>();
+    T* h = history.data_ptr<T>();
+    const T scale = static_cast<T>(diff_scale);
+    if (scale != T(1)) blas::scal<T>(n, scale, g);
+    const T decay = static_cast<T>(local_decay);
+    if (decay != T(0)) {
+      if (regularization == 0) {
+        blas::axpy<T>(n, decay, w, g);
+      } else {
+        std::vector<T> sign(n);
+        for (int i = 0; i < n; ++i) sign[i] = T((T(0) < w[i]) - (w[i] < T(0)));
+        blas::axpy<T>(n, decay, sign.data(), g);
+      }
+    }
+    blas::axpby<T>(n, static_cast<T>(local_rate), g, static_cast<T>(momentum), h);
+    std::copy(h, h + n, g);
+    blas::axpy<T>(n, T(-1), g, w);
+  });
+}
+
+void blas_axpy(double alpha, const at::Tensor& x, at::Tensor& y) {
+  const char* op = "blas_axpy";
+  check_inplace(op, "y", y);
+  check_input(op, "x", x, -1, "the shape of y");
+  check_same_dtype(op, "x", x, y);
+  check_shape(op, "x", x, y.sizes());
+  const at::Tensor xc = x.contiguous();
+  REPLICATE_DISPATCH(y.scalar_type(), op, [&] {
+    using T = scalar_t;
+    blas::axpy<T>(static_cast<int>(y.numel()), static_cast<T>(alpha), xc.data_ptr<T>(), y.data_ptr<T>());
+  });
+}
+
+void blas_scal(double alpha, at::Tensor& x) {
+  const char* op = "blas_scal";
+  check_inplace(op, "x", x);
+  REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
+    using T = scalar_t;
+    blas::scal<T>(static_cast<int>(x.numel()), static_cast<T>(alpha), x.data_ptr<T>());
+  });
+}
+
+at::Tensor blas_dot(const at::Tensor& x, const at::Tensor& y) {
+  const char* op = "blas_dot";
+  check_input(op, "x", x, -1, "any shape");
+  check_input(op, "y", y, -1, "the shape of x");
+  check_same_dtype(op, "y", y, x);
+  check_shape(op, "y", y, x.sizes());
+  TORCH_CHECK(x.numel() <= INT32_MAX, op, ": more elements than Caffe's int count");
+  const at::Tensor xc = x.contiguous(), yc = y.contiguous();
+  at::Tensor out = at::empty({}, x.options());
+  REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
+    using T = scalar_t;
+    *out.data_ptr<T>() = blas::dot<T>(static_cast<int>(x.numel()), xc.data_ptr<T>(), yc.data_ptr<T>());
+  });
+  return out;
+}
+
+}  // namespace
+}  // namespace cpu
+
+TORCH_LIBRARY_IMPL(replicate, CPU, m) {
+  m.impl("sgd_update", &cpu::sgd_update);
+  m.impl("blas_axpy", &cpu::blas_axpy);
+  m.impl("blas_scal", &cpu::blas_scal);
+  m.impl("blas_dot", &cpu::blas_dot);
+}
+
+}  // namespace replicate

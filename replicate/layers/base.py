@@ -1,0 +1,129 @@
+"""The layer interface the Net drives, as Caffe's ``Layer<Dtype>``.
+
+A layer gets its (upgraded, V2) ``LayerParameter`` and the net's context, creates its parameter
+blobs in :meth:`Layer.setup` from the bottom shapes (Caffe's LayerSetUp), computes its tops in
+:meth:`Layer.forward` and, in :meth:`Layer.backward`, returns the bottom diffs it was asked for
+and *accumulates* into its parameter diffs (Caffe never clears them itself; the solver does).
+Backward reads the bottoms and tops as they are at backward time (an in-place layer after it may
+have overwritten them), exactly as Caffe's layers read their blobs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from prototxt_like import caffe_pb2
+
+
+class LayerError(ValueError):
+    """A layer that cannot be built or run; the message names the layer."""
+
+
+class Param:
+    """A learnable blob: ``data`` and the ``diff`` the backward pass accumulates into."""
+
+    __slots__ = ("data", "diff")
+
+    def __init__(self, data: Tensor):
+        self.data = data.contiguous()
+        self.diff = torch.zeros_like(self.data)
+
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+
+@dataclass
+class Context:
+    """What every layer of one net shares: phase, the Caffe RNG, device and dtype."""
+
+    phase: int
+    rng: object  # replicate.rng.CaffeRNG
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype = torch.float32
+    data_workers: Optional[int] = None
+    shape_only: bool = False  # set while the Net learns top shapes on meta tensors
+
+
+class Layer:
+    type: str = ""
+    loss_layer = False       # Caffe's LossLayer: top 0 has loss_weight 1 by default
+    min_bottoms = 0
+    max_bottoms: Optional[int] = None
+
+    def __init__(self, param: caffe_pb2.LayerParameter, ctx: Context):
+        self.param = param
+        self.name = param.name
+        self.ctx = ctx
+        self.params: List[Param] = []
+        # set by the Net (Caffe's set_param_propagate_down)
+        self.param_propagate_down: List[bool] = []
+
+    # --- Caffe's hooks -------------------------------------------------------------------
+    def setup(self, bottoms: Sequence[Tensor]) -> None:
+        """Create parameter blobs (fillers) from the bottom shapes."""
+
+    def forward(self, bottoms: Sequence[Tensor]) -> List[Tensor]:
+        raise NotImplementedError
+
+    def backward(self, tops: Sequence[Tensor], top_diffs: Sequence[Tensor], propagate_down: Sequence[bool],
+                 bottoms: Sequence[Tensor]) -> List[Optional[Tensor]]:
+        if any(propagate_down):
+            raise LayerError(f"layer {self.name!r} ({self.type}) has no backward (Caffe: NOT_IMPLEMENTED)")
+        return [None] * len(bottoms)
+
+    def allow_force_backward(self, bottom_index: int) -> bool:
+        return not (self.loss_layer and bottom_index == 1)
+
+    def num_tops(self) -> int:
+        return len(self.param.top)
+
+    # --- helpers -------------------------------------------------------------------------
+    def error(self, message: str) -> LayerError:
+        return LayerError(f"layer {self.name!r} ({self.type}): {message}")
+
+    def new_param(self, shape, filler: caffe_pb2.FillerParameter, what: str) -> Param:
+        from ..fillers import fill
+        arr = fill(filler, shape, self.ctx.rng, where=f"layer {self.name!r} {what}")
+        return Param(torch.from_numpy(arr).to(device=self.ctx.device, dtype=self.ctx.dtype))
+
+    def check_bottoms(self, bottoms: Sequence[Tensor]) -> None:
+        n = len(bottoms)
+        if n < self.min_bottoms or (self.max_bottoms is not None and n > self.max_bottoms):
+            want = (f"{self.min_bottoms}" if self.max_bottoms == self.min_bottoms
+                    else f"{self.min_bottoms}..{self.max_bottoms if self.max_bottoms is not None else 'n'}")
+            raise self.error(f"takes {want} bottom blob(s), got {n}")
+
+
+def axis_index(axis: int, ndim: int, layer: Layer, what: str = "axis") -> int:
+    """Caffe's Blob::CanonicalAxisIndex, with an error naming the layer."""
+    if not -ndim <= axis < ndim:
+        raise layer.error(f"{what} {axis} out of range for a {ndim}-axis blob")
+    return axis % ndim
+
+
+def pair_param(p, name: str, layer: Layer, default: int):
+    """Caffe's 2-D kernel/stride/pad rule: ``<name>_h`` and ``<name>_w``, or the plain field
+    (repeated in ConvolutionParameter: one value for both axes or one per axis)."""
+    stem = name[: -len("_size")] if name.endswith("_size") else name
+    h_field, w_field = f"{stem}_h", f"{stem}_w"
+    v = getattr(p, name)
+    repeated = not isinstance(v, int)
+    given = len(v) > 0 if repeated else p.HasField(name)
+    if p.HasField(h_field) or p.HasField(w_field):
+        if not (p.HasField(h_field) and p.HasField(w_field)):
+            raise layer.error(f"{h_field} and {w_field} must be given together")
+        if given:
+            raise layer.error(f"either {name} or {h_field}/{w_field}, not both")
+        return int(getattr(p, h_field)), int(getattr(p, w_field))
+    if not given:
+        return default, default
+    vals = list(v) if repeated else [v]
+    if len(vals) == 1:
+        return int(vals[0]), int(vals[0])
+    if len(vals) == 2:
+        return int(vals[0]), int(vals[1])
+    raise layer.error(f"{name} has {len(vals)} values; only 2-D is supported")

@@ -1,0 +1,78 @@
+"""Convolution: Caffe's im2col + GEMM per image and per group (csrc/cpu/convolution.cpp)."""
+from __future__ import annotations
+
+import torch
+
+from .. import ops as R
+from .base import Layer, pair_param
+
+
+class Convolution(Layer):
+    type = "Convolution"
+    min_bottoms = 1
+
+    def __init__(self, param, ctx):
+        super().__init__(param, ctx)
+        p = param.convolution_param
+        if p.axis != 1:
+            raise self.error("only axis 1 (N x C x H x W) is supported")
+        self.kernel = pair_param(p, "kernel_size", self, 0)
+        if min(self.kernel) <= 0:
+            raise self.error("kernel_size (or kernel_h and kernel_w) must be given and positive")
+        self.stride = pair_param(p, "stride", self, 1)
+        self.pad = pair_param(p, "pad", self, 0)
+        dil = list(p.dilation)
+        if len(dil) > 2:
+            raise self.error("only 2-D dilation is supported")
+        self.dilation = (dil * 2)[:2] if dil else [1, 1]
+        self.group = int(p.group)
+        self.num_output = int(p.num_output)
+        if self.num_output <= 0 or self.num_output % self.group:
+            raise self.error(f"num_output {self.num_output} must be positive and divisible by group {self.group}")
+
+    def setup(self, bottoms):
+        x = bottoms[0]
+        if x.dim() != 4:
+            raise self.error(f"bottom must be N x C x H x W, got shape {tuple(x.shape)}")
+        for b in bottoms[1:]:
+            if b.shape != x.shape:
+                raise self.error("all bottoms must have the same shape")
+        if x.shape[1] % self.group:
+            raise self.error(f"{x.shape[1]} input channels are not divisible by group {self.group}")
+        p = self.param.convolution_param
+        self.params = [self.new_param((self.num_output, x.shape[1] // self.group, *self.kernel),
+                                      p.weight_filler, "weights")]
+        if p.bias_term:
+            self.params.append(self.new_param((self.num_output,), p.bias_filler, "bias"))
+
+    def _bias(self):
+        return self.params[1].data if len(self.params) > 1 else None
+
+    def forward(self, bottoms):
+        w = self.params[0].data
+        return [torch.ops.replicate.conv_forward(x, w, self._bias(), self.stride, self.pad, self.dilation, self.group)
+                for x in bottoms]
+
+    def backward(self, tops, top_diffs, propagate_down, bottoms):
+        w = self.params[0]
+        b = self.params[1] if len(self.params) > 1 else None
+        want_w = self.param_propagate_down[0]
+        want_b = b is not None and self.param_propagate_down[1]
+        out = []
+        for i, x in enumerate(bottoms):  # Caffe: per top, bias diff then weight/bottom diffs
+            if not (want_w or want_b or propagate_down[i]):
+                out.append(None)
+                continue
+            gx, gw, gb = torch.ops.replicate.conv_backward(
+                top_diffs[i], x, w.data, self.stride, self.pad, self.dilation, self.group,
+                [bool(propagate_down[i]), want_w, want_b], w.diff if want_w else None,
+                b.diff if want_b else None)
+            if want_w:
+                w.diff = gw
+            if want_b:
+                b.diff = gb
+            out.append(gx if propagate_down[i] else None)
+        return out
+
+
+LAYER = Convolution

@@ -1,0 +1,63 @@
+"""InnerProduct: one GEMM over the batch (axes before ``axis``), weights N x K (K x N when
+``transpose``), bias through a GEMM with a ones vector, as Caffe."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import Layer, axis_index
+
+
+class InnerProduct(Layer):
+    type = "InnerProduct"
+    min_bottoms = max_bottoms = 1
+
+    def __init__(self, param, ctx):
+        super().__init__(param, ctx)
+        p = param.inner_product_param
+        self.num_output = int(p.num_output)
+        if self.num_output <= 0:
+            raise self.error("num_output must be positive")
+        self.transpose = p.transpose
+
+    def _split(self, x):
+        axis = axis_index(self.param.inner_product_param.axis, x.dim(), self)
+        return axis, math.prod(x.shape[:axis]), math.prod(x.shape[axis:])
+
+    def setup(self, bottoms):
+        _, _, k = self._split(bottoms[0])
+        p = self.param.inner_product_param
+        shape = (k, self.num_output) if self.transpose else (self.num_output, k)
+        self.params = [self.new_param(shape, p.weight_filler, "weights")]
+        if p.bias_term:
+            self.params.append(self.new_param((self.num_output,), p.bias_filler, "bias"))
+
+    def forward(self, bottoms):
+        x = bottoms[0]
+        axis, m, k = self._split(x)
+        if k != self.params[0].data.numel() // self.num_output:
+            raise self.error(f"input has {k} features per item, the weights expect "
+                             f"{self.params[0].data.numel() // self.num_output}")
+        b = self.params[1].data if len(self.params) > 1 else None
+        top = torch.ops.replicate.inner_product_forward(x.reshape(m, k), self.params[0].data, b, self.transpose)
+        return [top.reshape(*x.shape[:axis], self.num_output)]
+
+    def backward(self, tops, top_diffs, propagate_down, bottoms):
+        x = bottoms[0]
+        _, m, k = self._split(x)
+        w = self.params[0]
+        b = self.params[1] if len(self.params) > 1 else None
+        want_w = self.param_propagate_down[0]
+        want_b = b is not None and self.param_propagate_down[1]
+        gx, gw, gb = torch.ops.replicate.inner_product_backward(
+            top_diffs[0].reshape(m, self.num_output), x.reshape(m, k), w.data, self.transpose,
+            [bool(propagate_down[0]), want_w, want_b], w.diff if want_w else None, b.diff if want_b else None)
+        if want_w:
+            w.diff = gw
+        if want_b:
+            b.diff = gb
+        return [gx.reshape(x.shape) if propagate_down[0] else None]
+
+
+LAYER = InnerProduct

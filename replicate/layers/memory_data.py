@@ -1,0 +1,46 @@
+"""MemoryData: batches from arrays handed to the net (Caffe's MemoryDataLayer::Reset), in order,
+wrapping around; no transformation on this path, as in Caffe."""
+from __future__ import annotations
+
+import torch
+
+from .base import Layer
+
+
+class MemoryData(Layer):
+    type = "MemoryData"
+    max_bottoms = 0
+
+    def __init__(self, param, ctx):
+        super().__init__(param, ctx)
+        p = param.memory_data_param
+        self.batch_size = int(p.batch_size)
+        self.item_shape = (int(p.channels), int(p.height), int(p.width))
+        if self.batch_size <= 0:
+            raise self.error("memory_data_param.batch_size must be positive")
+        self.data = self.labels = None
+        self.pos = 0
+
+    def reset(self, data, labels) -> None:
+        data = torch.as_tensor(data, dtype=self.ctx.dtype, device=self.ctx.device)
+        labels = torch.as_tensor(labels, dtype=self.ctx.dtype, device=self.ctx.device).reshape(-1)
+        if tuple(data.shape[1:]) != self.item_shape:
+            raise self.error(f"arrays of shape {tuple(data.shape[1:])} given, the layer holds {self.item_shape}")
+        if data.shape[0] != labels.shape[0] or data.shape[0] % self.batch_size:
+            raise self.error(f"{data.shape[0]} items and {labels.shape[0]} labels: need equal counts, "
+                             f"a multiple of batch_size {self.batch_size}")
+        self.data, self.labels, self.pos = data, labels, 0
+
+    def forward(self, bottoms):
+        if self.ctx.shape_only:
+            shapes = [(self.batch_size, *self.item_shape), (self.batch_size,)][: len(self.param.top)]
+            return [torch.empty(s, dtype=self.ctx.dtype, device="meta") for s in shapes]
+        if self.data is None:
+            raise self.error("no data: call Net.set_input_arrays first")
+        b = self.batch_size
+        tops = [self.data[self.pos:self.pos + b], self.labels[self.pos:self.pos + b]]
+        self.pos = (self.pos + b) % self.data.shape[0]
+        return tops[: len(self.param.top)]
+
+
+LAYER = MemoryData
