@@ -176,6 +176,8 @@ def main(argv=None):
     print("data_layer: timing ...", flush=True)
     result["data_layer"] = data_layer.run(args.repeats)
     print(json.dumps({"data_layer": result["data_layer"]}, indent=1), flush=True)
+    from bench import gpu  # CUDA kernels vs cuDNN, CaffeNet iteration (skipped without a GPU)
+    result["gpu"] = gpu.run(args.repeats)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -4,14 +4,16 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "../geom.h"
+
 namespace replicate {
 namespace cpu {
 
 struct ConvGeom {
   int64_t channels, height, width;
   int64_t kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w;
-  int64_t out_h() const { return (height + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) / stride_h + 1; }
-  int64_t out_w() const { return (width + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) / stride_w + 1; }
+  int64_t out_h() const { return geom::conv_out(height, kernel_h, pad_h, stride_h, dilation_h); }
+  int64_t out_w() const { return geom::conv_out(width, kernel_w, pad_w, stride_w, dilation_w); }
 };
 
 inline bool in_range(int64_t a, int64_t b) { return static_cast<uint64_t>(a) < static_cast<uint64_t>(b); }

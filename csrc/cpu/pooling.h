@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "../geom.h"
+
 namespace replicate {
 namespace cpu {
 
@@ -21,11 +23,11 @@ int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, boo
 template <typename T>
 void max_pool_plane(const T* in, const PoolGeom& g, T* out, int32_t* mask) {
   for (int64_t ph = 0; ph < g.pooled_h; ++ph) {
-    const int64_t hs = ph * g.stride_h - g.pad_h;
-    const int64_t hstart = std::max<int64_t>(hs, 0), hend = std::min(hs + g.kernel_h, g.height);
+    const geom::Span hs = geom::max_span(ph, g.height, g.kernel_h, g.stride_h, g.pad_h);
+    const int64_t hstart = hs.start, hend = hs.end;
     for (int64_t pw = 0; pw < g.pooled_w; ++pw) {
-      const int64_t ws = pw * g.stride_w - g.pad_w;
-      const int64_t wstart = std::max<int64_t>(ws, 0), wend = std::min(ws + g.kernel_w, g.width);
+      const geom::Span ws = geom::max_span(pw, g.width, g.kernel_w, g.stride_w, g.pad_w);
+      const int64_t wstart = ws.start, wend = ws.end;
       T best = T(-FLT_MAX);
       int32_t arg = -1;
       for (int64_t h = hstart; h < hend; ++h) {
@@ -62,15 +64,10 @@ struct AveWindow {
   int64_t hstart, hend, wstart, wend;
   int pool_size;
   AveWindow(const PoolGeom& g, int64_t ph, int64_t pw) {
-    hstart = ph * g.stride_h - g.pad_h;
-    wstart = pw * g.stride_w - g.pad_w;
-    hend = std::min(hstart + g.kernel_h, g.height + g.pad_h);
-    wend = std::min(wstart + g.kernel_w, g.width + g.pad_w);
-    pool_size = static_cast<int>((hend - hstart) * (wend - wstart));
-    hstart = std::max<int64_t>(hstart, 0);
-    wstart = std::max<int64_t>(wstart, 0);
-    hend = std::min(hend, g.height);
-    wend = std::min(wend, g.width);
+    const geom::Span h = geom::ave_span(ph, g.height, g.kernel_h, g.stride_h, g.pad_h);
+    const geom::Span w = geom::ave_span(pw, g.width, g.kernel_w, g.stride_w, g.pad_w);
+    hstart = h.start, hend = h.end, wstart = w.start, wend = w.end;
+    pool_size = static_cast<int>(h.padded_extent * w.padded_extent);
   }
 };
 

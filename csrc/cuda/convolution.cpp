@@ -1,0 +1,261 @@
+// Convolution and InnerProduct on CUDA, the GEMM layers, through the GPU BLAS seam (blas.h).
+//   exact: Caffe 1.0's BaseConvolutionLayer GPU path call for call: per image and group one
+//          cuBLAS GEMM on the im2col columns, the bias by a K=1 GEMM against ones; backward: bias
+//          diff by one GEMV per image, weight diff by one GEMM per image and group accumulated
+//          with beta 1 in image order, bottom diff by GEMM + col2im.  (The columns of all images
+//          are formed by one batched im2col launch; each image's values are the same.)
+//   fast:  the same arithmetic batched over images with torch matmul (TF32 off), the bias by a
+//          broadcast add; no bit promise beyond the fast-mode tolerance.
+// InnerProduct makes Caffe's calls (one GEMM over the batch, bias K=1 GEMM, weight diff GEMM with
+// beta 1, bias diff GEMV, bottom GEMM) in both modes; the seam picks cuBLAS or torch.
+#include <ATen/Context.h>
+
+#include "../cpu/im2col.h"
+#include "blas.h"
+#include "glue.h"
+#include "im2col.cuh"
+
+namespace replicate {
+namespace cuda_glue {
+namespace {
+
+constexpr auto N_ = blas::NoTrans;
+constexpr auto T_ = blas::Trans;
+
+struct Conv {
+  cpu::ConvGeom g;
+  int64_t num, out_channels, group, S, kernel_dim;
+  bool is_1x1;
+  int64_t in_dim() const { return g.channels * g.height * g.width; }
+  int64_t out_dim() const { return out_channels * S; }
+  int64_t col_rows() const { return kernel_dim * group; }
+  int64_t M() const { return out_channels / group; }
+  cuda::ConvShape shape() const {
+    return {g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.pad_h, g.pad_w,
+            g.stride_h, g.stride_w, g.dilation_h, g.dilation_w};
+  }
+};
+
+Conv setup(const char* op, const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+           at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group) {
+  check_cuda(op, "input", input, 4, "(N, C, H, W)");
+  check_cuda(op, "weight", weight, 4, "(num_output, C / group, kh, kw)");
+  check_same_dtype(op, "weight", weight, input);
+  check_same_device(op, "weight", weight, input);
+  TORCH_CHECK(group > 0, op, ": group must be positive, got ", group);
+  const int64_t C = input.size(1), Cout = weight.size(0);
+  TORCH_CHECK(C % group == 0 && Cout % group == 0, op, ": input channels (", C, ") and num_output (", Cout,
+              ") must be multiples of group (", group, ")");
+  TORCH_CHECK(weight.size(1) == C / group, op, ": argument 'weight' has shape ", shape_str(weight.sizes()),
+              "; expected (", Cout, ", ", C / group, ", kh, kw) for ", C, " input channels and group ", group);
+  Conv c;
+  c.g = cpu::conv_geometry(op, C, input.size(2), input.size(3), {weight.size(2), weight.size(3)}, pad, stride,
+                           dilation);
+  c.num = input.size(0);
+  c.out_channels = Cout;
+  c.group = group;
+  c.S = c.g.out_h() * c.g.out_w();
+  c.kernel_dim = (C / group) * c.g.kernel_h * c.g.kernel_w;
+  c.is_1x1 = c.g.kernel_h == 1 && c.g.kernel_w == 1 && c.g.stride_h == 1 && c.g.stride_w == 1 &&
+             c.g.pad_h == 0 && c.g.pad_w == 0;
+  return c;
+}
+
+bool exact() { return blas::mode() == blas::Mode::Exact; }
+
+// The columns of every image, (N, C*kh*kw, S); the input itself for a 1x1 convolution.
+at::Tensor columns(const Conv& c, const at::Tensor& x) {
+  if (c.is_1x1) return x.view({c.num, c.col_rows(), c.S});
+  at::Tensor col = at::empty({c.num, c.col_rows(), c.S}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "im2col", [&] {
+    REPLICATE_CUDA_OK(cuda::im2col<scalar_t>(x.data_ptr<scalar_t>(), c.num, c.shape(), col.data_ptr<scalar_t>(),
+                                             stream()));
+  });
+  return col;
+}
+
+at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                        at::IntArrayRef stride, at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group) {
+  const char* op = "conv_forward";
+  const Conv c = setup(op, input, weight, stride, pad, dilation, group);
+  if (bias) {
+    check_cuda(op, "bias", *bias, 1, "(num_output,)");
+    check_same_dtype(op, "bias", *bias, input);
+    check_same_device(op, "bias", *bias, input);
+    check_shape(op, "bias", *bias, {c.out_channels});
+  }
+  const c10::cuda::CUDAGuard guard(input.device());
+  const at::Tensor x = input.contiguous(), w = weight.contiguous();
+  const at::Tensor b = bias ? bias->contiguous() : at::Tensor();
+  const at::Tensor col = columns(c, x);
+  if (!exact()) {
+    at::NoTF32Guard no_tf32;
+    at::Tensor top = at::matmul(w.view({c.group, c.M(), c.kernel_dim}), col.view({c.num, c.group, c.kernel_dim, c.S}));
+    top = top.view({c.num, c.out_channels, c.g.out_h(), c.g.out_w()});
+    if (b.defined()) top.add_(b.view({1, c.out_channels, 1, 1}));
+    return top;
+  }
+  at::Tensor top = at::empty({c.num, c.out_channels, c.g.out_h(), c.g.out_w()}, x.options());
+  const at::Tensor ones = at::ones({c.S}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "replicate_cuda", [&] {
+    using T = scalar_t;
+    const T *cd = col.data_ptr<T>(), *wd = w.data_ptr<T>(), *bd = b.defined() ? b.data_ptr<T>() : nullptr;
+    T* td = top.data_ptr<T>();
+    const int M = c.M(), S = c.S, K = c.kernel_dim;
+    for (int64_t n = 0; n < c.num; ++n) {
+      const T* col_n = cd + n * c.col_rows() * c.S;
+      T* top_n = td + n * c.out_dim();
+      for (int64_t gi = 0; gi < c.group; ++gi)
+        cuda_blas::gemm<T>(N_, N_, M, S, K, T(1), wd + gi * M * K, col_n + gi * K * S, T(0), top_n + gi * M * S);
+      if (bd) cuda_blas::gemm<T>(N_, N_, c.out_channels, S, 1, T(1), bd, ones.data_ptr<T>(), T(1), top_n);
+    }
+  });
+  return top;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+    at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group, std::array<bool, 3> output_mask,
+    const std::optional<at::Tensor>& weight_diff, const std::optional<at::Tensor>& bias_diff) {
+  const char* op = "conv_backward";
+  const Conv c = setup(op, input, weight, stride, pad, dilation, group);
+  check_cuda(op, "grad_output", grad_output, 4, "(N, num_output, out_h, out_w)");
+  check_same_dtype(op, "grad_output", grad_output, input);
+  check_same_device(op, "grad_output", grad_output, input);
+  check_shape(op, "grad_output", grad_output, {c.num, c.out_channels, c.g.out_h(), c.g.out_w()});
+  const c10::cuda::CUDAGuard guard(input.device());
+  at::Tensor gw = param_diff(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
+  at::Tensor gb = param_diff(op, "bias_diff", output_mask[2], bias_diff, {c.out_channels}, input);
+  at::Tensor gx = output_mask[0] ? at::empty(input.sizes(), input.options()) : at::empty({0}, input.options());
+  const at::Tensor x = input.contiguous(), w = weight.contiguous(), td = grad_output.contiguous();
+  const at::Tensor col = output_mask[1] ? columns(c, x) : at::Tensor();
+  // the bottom diff's columns; a 1x1 convolution's columns are the bottom diff itself
+  at::Tensor col_diff;
+  if (!exact()) {
+    at::NoTF32Guard no_tf32;
+    const at::Tensor dy = td.view({c.num, c.group, c.M(), c.S});
+    if (output_mask[2]) gb.add_(td.sum({0, 2, 3}));
+    if (output_mask[1])
+      gw.view({c.group, c.M(), c.kernel_dim})
+          .add_(at::matmul(dy, col.view({c.num, c.group, c.kernel_dim, c.S}).transpose(-1, -2)).sum(0));
+    if (output_mask[0]) {
+      col_diff = at::matmul(w.view({c.group, c.M(), c.kernel_dim}).transpose(-1, -2), dy)
+                     .view({c.num, c.col_rows(), c.S});
+      if (c.is_1x1) gx.view({c.num, c.col_rows(), c.S}).copy_(col_diff);
+    }
+  } else {
+    if (output_mask[0])
+      col_diff = c.is_1x1 ? gx.view({c.num, c.col_rows(), c.S}) : at::empty({c.num, c.col_rows(), c.S}, x.options());
+    const at::Tensor ones = at::ones({c.S}, x.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "replicate_cuda", [&] {
+      using T = scalar_t;
+      const T *wd = w.data_ptr<T>(), *tdd = td.data_ptr<T>();
+      const int M = c.M(), S = c.S, K = c.kernel_dim;
+      if (output_mask[2])  // backward_gpu_bias for every image first, as Caffe's Backward_gpu
+        for (int64_t n = 0; n < c.num; ++n)
+          cuda_blas::gemv<T>(N_, c.out_channels, S, T(1), tdd + n * c.out_dim(), ones.data_ptr<T>(), T(1), gb.data_ptr<T>());
+      for (int64_t n = 0; n < c.num; ++n) {
+        const T* t = tdd + n * c.out_dim();
+        if (output_mask[1]) {  // weight_gpu_gemm
+          const T* col_n = col.data_ptr<T>() + n * c.col_rows() * c.S;
+          for (int64_t gi = 0; gi < c.group; ++gi)
+            cuda_blas::gemm<T>(N_, T_, M, K, S, T(1), t + gi * M * S, col_n + gi * K * S, T(1), gw.data_ptr<T>() + gi * M * K);
+        }
+        if (output_mask[0]) {  // backward_gpu_gemm
+          T* cd_n = col_diff.data_ptr<T>() + n * c.col_rows() * c.S;
+          for (int64_t gi = 0; gi < c.group; ++gi)
+            cuda_blas::gemm<T>(T_, N_, K, S, M, T(1), wd + gi * M * K, t + gi * M * S, T(0), cd_n + gi * K * S);
+        }
+      }
+    });
+  }
+  if (output_mask[0] && !c.is_1x1) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "col2im", [&] {
+      REPLICATE_CUDA_OK(cuda::col2im<scalar_t>(col_diff.data_ptr<scalar_t>(), c.num, c.shape(),
+                                               gx.data_ptr<scalar_t>(), stream()));
+    });
+  }
+  return {gx, gw, gb};
+}
+
+// input (M, K); weight (N, K), or (K, N) with transpose (Caffe's `transpose`).
+int64_t check_ip(const char* op, const at::Tensor& input, const at::Tensor& weight, bool transpose) {
+  check_cuda(op, "input", input, 2, "(M, K): the batch flattened from Caffe's axis");
+  check_cuda(op, "weight", weight, 2, transpose ? "(K, num_output)" : "(num_output, K)");
+  check_same_dtype(op, "weight", weight, input);
+  check_same_device(op, "weight", weight, input);
+  const int64_t K = input.size(1), N = transpose ? weight.size(1) : weight.size(0);
+  TORCH_CHECK((transpose ? weight.size(0) : weight.size(1)) == K, op, ": argument 'weight' has shape ",
+              shape_str(weight.sizes()), "; expected ", transpose ? "(" : "(num_output, ", K,
+              transpose ? ", num_output)" : ")", " for an input of ", K, " features");
+  return N;
+}
+
+at::Tensor ip_forward(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                      bool transpose) {
+  const char* op = "inner_product_forward";
+  const int64_t N = check_ip(op, input, weight, transpose);
+  if (bias) {
+    check_cuda(op, "bias", *bias, 1, "(num_output,)");
+    check_same_dtype(op, "bias", *bias, input);
+    check_same_device(op, "bias", *bias, input);
+    check_shape(op, "bias", *bias, {N});
+  }
+  const c10::cuda::CUDAGuard guard(input.device());
+  const at::Tensor x = input.contiguous(), w = weight.contiguous();
+  const int64_t M = x.size(0), K = x.size(1);
+  at::Tensor top = at::empty({M, N}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "replicate_cuda", [&] {
+    using T = scalar_t;
+    cuda_blas::gemm<T>(N_, transpose ? N_ : T_, M, N, K, T(1), x.data_ptr<T>(), w.data_ptr<T>(), T(0), top.data_ptr<T>());
+    if (bias) {
+      const at::Tensor b = bias->contiguous(), ones = at::ones({M}, x.options());
+      cuda_blas::gemm<T>(N_, N_, M, N, 1, T(1), ones.data_ptr<T>(), b.data_ptr<T>(), T(1), top.data_ptr<T>());
+    }
+  });
+  return top;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> ip_backward(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight, bool transpose,
+    std::array<bool, 3> output_mask, const std::optional<at::Tensor>& weight_diff,
+    const std::optional<at::Tensor>& bias_diff) {
+  const char* op = "inner_product_backward";
+  const int64_t N = check_ip(op, input, weight, transpose);
+  const int64_t M = input.size(0), K = input.size(1);
+  check_cuda(op, "grad_output", grad_output, 2, "(M, num_output)");
+  check_same_dtype(op, "grad_output", grad_output, input);
+  check_same_device(op, "grad_output", grad_output, input);
+  check_shape(op, "grad_output", grad_output, {M, N});
+  const c10::cuda::CUDAGuard guard(input.device());
+  const at::Tensor x = input.contiguous(), w = weight.contiguous(), td = grad_output.contiguous();
+  at::Tensor gw = param_diff(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
+  at::Tensor gb = param_diff(op, "bias_diff", output_mask[2], bias_diff, {N}, input);
+  at::Tensor gx = output_mask[0] ? at::empty({M, K}, x.options()) : at::empty({0}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "replicate_cuda", [&] {
+    using T = scalar_t;
+    const T *xd = x.data_ptr<T>(), *wd = w.data_ptr<T>(), *t = td.data_ptr<T>();
+    if (output_mask[1]) {
+      if (transpose) cuda_blas::gemm<T>(T_, N_, K, N, M, T(1), xd, t, T(1), gw.data_ptr<T>());
+      else cuda_blas::gemm<T>(T_, N_, N, K, M, T(1), t, xd, T(1), gw.data_ptr<T>());
+    }
+    if (output_mask[2]) {
+      const at::Tensor ones = at::ones({M}, x.options());
+      cuda_blas::gemv<T>(T_, M, N, T(1), t, ones.data_ptr<T>(), T(1), gb.data_ptr<T>());
+    }
+    if (output_mask[0]) cuda_blas::gemm<T>(N_, transpose ? T_ : N_, M, K, N, T(1), t, wd, T(0), gx.data_ptr<T>());
+  });
+  return {gx, gw, gb};
+}
+
+}  // namespace
+}  // namespace cuda_glue
+
+TORCH_LIBRARY_IMPL(replicate, CUDA, m) {
+  m.impl("conv_forward", &cuda_glue::conv_forward);
+  m.impl("conv_backward", &cuda_glue::conv_backward);
+  m.impl("inner_product_forward", &cuda_glue::ip_forward);
+  m.impl("inner_product_backward", &cuda_glue::ip_backward);
+}
+
+}  // namespace replicate
