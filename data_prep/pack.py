@@ -25,12 +25,12 @@ import multiprocessing as mp
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from prototxt_like import caffe_pb2
 from prototxt_like.codec import serialize
 from replicate.data.image import hwc_to_chw, imdecode, imencode, resize_linear
+from replicate.progress import Progress
 
 __all__ = ["read_caffe_list", "caffe_shuffle", "make_record", "pack", "Progress"]
 
@@ -110,40 +110,6 @@ def make_record(path: str, label: int, *, height: int = 0, width: int = 0, is_co
         d.encoded = False
         d.label = label
     return serialize(d)
-
-
-class Progress:
-    """A one-line progress bar on stderr (updated at most 4 times a second)."""
-
-    def __init__(self, total: int, what: str = "", enabled: bool = True, stream=None):
-        self.total, self.what, self.enabled = total, what, enabled
-        self.stream = stream or sys.stderr
-        self.n = 0
-        self.t0 = self._last = time.monotonic()
-        self._drawn = -1
-
-    def update(self, k: int = 1) -> None:
-        self.n += k
-        now = time.monotonic()
-        if self.enabled and (now - self._last >= 0.25 or self.n >= self.total):
-            self._last = now
-            self._draw(now)
-
-    def _draw(self, now) -> None:
-        self._drawn = self.n
-        frac = self.n / self.total if self.total else 1.0
-        bar = "#" * int(30 * frac)
-        rate = self.n / max(now - self.t0, 1e-9)
-        self.stream.write(f"\r{self.what} [{bar:<30}] {self.n}/{self.total} {100 * frac:5.1f}% "
-                          f"{rate:,.0f}/s")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            if self._drawn != self.n:
-                self._draw(time.monotonic())
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def _job(args):

@@ -49,16 +49,49 @@ def _backend_name(backend) -> str:
     return b
 
 
+_SHARED: dict = {}  # (backend, real path) -> [handle, users]: one open per process
+_SHARED_LOCK = __import__("threading").Lock()
+
+
+def _acquire(kind: str, path: str, opener):
+    key = (kind, os.path.realpath(path))
+    with _SHARED_LOCK:
+        entry = _SHARED.get(key)
+        if entry is None:
+            entry = _SHARED[key] = [opener(), 0]
+        entry[1] += 1
+        return key, entry[0]
+
+
+def _release(key) -> None:
+    with _SHARED_LOCK:
+        entry = _SHARED.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _SHARED[key]
+            entry[0].close()
+
+
 class _LMDB:
+    """Read-only, without locking (so ``lock.mdb`` is never written).  Two readers of one
+    database in one process (a TRAIN and a TEST Data layer) share the environment, which LMDB
+    requires; each has its own read transaction."""
+
     def __init__(self, path: str):
         import lmdb
         if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "data.mdb")):
             raise DataSourceError(f"LMDB {path!r} does not exist (no folder with data.mdb)")
-        try:
-            self.env = lmdb.open(path, readonly=True, lock=False, subdir=True,
-                                 readahead=False, max_readers=1, create=False)
-        except lmdb.Error as e:
-            raise DataSourceError(f"cannot open LMDB {path!r}: {e}") from None
+
+        def opener():
+            try:
+                return lmdb.open(path, readonly=True, lock=False, subdir=True,
+                                 readahead=False, max_readers=126, create=False)
+            except lmdb.Error as e:
+                raise DataSourceError(f"cannot open LMDB {path!r}: {e}") from None
+
+        self.key, self.env = _acquire("lmdb", path, opener)
         self.txn = self.env.begin(write=False, buffers=False)
 
     def iterator(self) -> Iterator[tuple[bytes, bytes]]:
@@ -73,20 +106,27 @@ class _LMDB:
     def close(self):
         if self.env is not None:
             self.txn.abort()
-            self.env.close()
             self.env = None
+            _release(self.key)
 
 
 class _LevelDB:
+    """LevelDB has no read-only mode: opening rewrites files in the folder (open a copy when the
+    folder must stay untouched).  Readers in one process share the handle (LevelDB's LOCK)."""
+
     def __init__(self, path: str):
         import plyvel
         if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "CURRENT")):
             raise DataSourceError(f"LevelDB {path!r} does not exist (no folder with CURRENT)")
-        try:
-            self.db = plyvel.DB(path, create_if_missing=False)
-        except Exception as e:  # plyvel.Error, IOError (read-only folder) ...
-            raise DataSourceError(f"cannot open LevelDB {path!r} (leveldb needs a writable "
-                                  f"folder even to read; open a copy): {e}") from None
+
+        def opener():
+            try:
+                return plyvel.DB(path, create_if_missing=False)
+            except Exception as e:  # plyvel.Error, IOError (read-only folder) ...
+                raise DataSourceError(f"cannot open LevelDB {path!r} (leveldb needs a writable "
+                                      f"folder even to read; open a copy): {e}") from None
+
+        self.key, self.db = _acquire("leveldb", path, opener)
 
     def iterator(self) -> Iterator[tuple[bytes, bytes]]:
         yield from self.db.iterator(fill_cache=False)
@@ -96,8 +136,8 @@ class _LevelDB:
 
     def close(self):
         if self.db is not None:
-            self.db.close()
             self.db = None
+            _release(self.key)
 
 
 def open_db(path, backend="lmdb"):

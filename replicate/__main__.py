@@ -1,0 +1,296 @@
+"""``python -m replicate``: a drop-in for Caffe 1.0's ``caffe`` tool, plus the comparison tool.
+
+    python -m replicate train -solver S [-weights W[,W2]] [-snapshot STATE] [-gpu N]
+    python -m replicate test  -model M -weights W [-iterations N]
+    python -m replicate time  -model M [-weights W] [-iterations N]
+    python -m replicate blobs -model M [-weights W] [-inputs IN.npz] -out OUT.npz [-phase TEST|TRAIN]
+                              [-backward] [-top_diff TD.npz] [-iterations N]
+
+Flags take Caffe's single-dash spelling or a double dash.  Every command takes ``--blas exact|fast``
+(exact: Caffe's BLAS calls on the system OpenBLAS), ``-random_seed S`` (Caffe's boost mt19937,
+emulated: TRAIN-phase dropout masks equal Caffe's for the same seed) and ``--log FILE``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+
+def _flag(p: argparse.ArgumentParser, name: str, **kw):
+    p.add_argument(f"-{name}", f"--{name}", dest=name, **kw)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--blas", choices=("exact", "fast"), default=None,
+                   help="exact: Caffe's BLAS calls on the system CBLAS (bit-for-bit with Caffe on "
+                        "OpenBLAS 0.3.21, OPENBLAS_CORETYPE=Haswell, 1 thread); fast: torch (default: "
+                        "env REPLICATE_BLAS or fast)")
+    _flag(p, "random_seed", type=int, default=None, help="seed of Caffe's random generator (emulated)")
+    _flag(p, "gpu", default=None, help="GPU id (CUDA builds); omitted: CPU")
+    _flag(p, "log", default=None, help="write the glog lines to FILE instead of stderr")
+    _flag(p, "data_workers", type=int, default=None, help="Data layer decoding workers")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m replicate", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train a net (caffe train)")
+    _flag(p, "solver", required=True, help="solver prototxt")
+    _flag(p, "weights", default=None, help="comma-separated .caffemodel files to fine-tune from")
+    _flag(p, "snapshot", default=None, help=".solverstate to resume from")
+    _flag(p, "sigint_effect", choices=("stop", "snapshot", "none"), default="stop")
+    _flag(p, "sigterm_effect", choices=("stop", "snapshot", "none"), default="stop")
+    _flag(p, "sighup_effect", choices=("stop", "snapshot", "none"), default="snapshot")
+    _common(p)
+    p = sub.add_parser("test", help="score a model (caffe test)")
+    _flag(p, "model", required=True)
+    _flag(p, "weights", required=True)
+    _flag(p, "iterations", type=int, default=50)
+    _common(p)
+    p = sub.add_parser("time", help="per-layer forward/backward time (caffe time)")
+    _flag(p, "model", required=True)
+    _flag(p, "weights", default=None)
+    _flag(p, "iterations", type=int, default=50)
+    _flag(p, "phase", choices=("TRAIN", "TEST"), default="TRAIN")
+    _common(p)
+    p = sub.add_parser("blobs", help="every blob's data (and diffs) as .npz, for comparing with Caffe")
+    _flag(p, "model", required=True)
+    _flag(p, "weights", default=None)
+    _flag(p, "inputs", default=None, help=".npz of input blobs by name")
+    _flag(p, "out", required=True)
+    _flag(p, "phase", choices=("TRAIN", "TEST"), default="TEST")
+    _flag(p, "backward", action="store_true")
+    _flag(p, "top_diff", default=None, help=".npz of top diffs (keys top_diff/<blob> or <blob>)")
+    _flag(p, "iterations", type=int, default=1)
+    _common(p)
+    sub.add_parser("plan", help="(issue 6) write the paper's grid", add_help=False)
+    return ap
+
+
+def _setup(args):
+    from . import ops as R
+    from .log import CaffeLog
+    if args.blas:
+        R.set_blas(args.blas)
+    log = CaffeLog(args.log, stream=None) if args.log else CaffeLog()
+    device = "cpu"
+    if args.gpu is not None:
+        if not torch.cuda.is_available():
+            raise SystemExit(f"-gpu {args.gpu}: no CUDA device available in this build")
+        device = f"cuda:{int(str(args.gpu).split(',')[0])}"
+        log("cli", f"Using GPUs {args.gpu}")
+    else:
+        log("use_cpu", "Use CPU.")
+    return log, device
+
+
+def _rng(seed):
+    from .rng import CaffeRNG
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")
+    return CaffeRNG(seed)
+
+
+def cmd_train(args) -> int:
+    from prototxt_like import load_solver
+    from .progress import Progress
+    from .solver import Action, SGDSolver
+    log, device = _setup(args)
+    if args.snapshot and args.weights:
+        raise SystemExit("Give a snapshot to resume training or weights to finetune but not both.")
+    param = load_solver(args.solver, resolve_snapshot_prefix=True)
+    if args.random_seed is not None:
+        param.random_seed = args.random_seed
+    weights = [args.weights] if args.weights else []
+    solver = SGDSolver(param, log=log, weights=weights, device=device, data_workers=args.data_workers)
+    effect = {"stop": Action.STOP, "snapshot": Action.SNAPSHOT, "none": Action.NONE}
+    solver.signal_effects = {"SIGINT": effect[args.sigint_effect], "SIGTERM": effect[args.sigterm_effect],
+                             "SIGHUP": effect[args.sighup_effect]}
+    bar = None
+    if args.log:  # stderr is free for a progress bar
+        bar = Progress(param.max_iter, "train", enabled=sys.stderr.isatty())
+        bar.n = 0
+    if args.snapshot:
+        log("resuming", f"Resuming from {args.snapshot}")
+    log("start", "Starting Optimization")
+    try:
+        solver.solve(args.snapshot, progress=(lambda it, loss: bar.update(it - bar.n)) if bar else None)
+    finally:
+        if bar:
+            bar.close()
+        solver.close()
+    log("caffe_done", "Optimization Done.")
+    return 0
+
+
+def _load_net(args, phase, log, device):
+    from prototxt_like import caffe_pb2
+    from .net import Net
+    net = Net(args.model, getattr(caffe_pb2, phase), rng=_rng(args.random_seed), device=device,
+              data_workers=args.data_workers)
+    if args.weights:
+        for w in args.weights.split(","):
+            net.copy_trained_layers_from(w)
+    return net
+
+
+def cmd_test(args) -> int:
+    from .log import g
+    log, device = _setup(args)
+    net = _load_net(args, "TEST", log, device)
+    log("cli", f"Running for {args.iterations} iterations.")
+    f32 = np.float32
+    scores, names, loss = [], [], f32(0)
+    for i in range(args.iterations):
+        loss = f32(loss + f32(net.forward()))
+        idx = 0
+        for name in net.output_names:
+            for v in net.blobs[name].data.detach().reshape(-1).cpu().numpy().astype(np.float32):
+                if i == 0:
+                    scores.append(v)
+                    names.append(name)
+                else:
+                    scores[idx] = f32(scores[idx] + v)
+                log("cli", f"Batch {i}, {name} = {g(v)}")
+                idx += 1
+    loss = f32(loss / f32(args.iterations))
+    log("cli", f"Loss: {g(loss)}")
+    for name, s in zip(names, scores):
+        mean = f32(s / f32(args.iterations))
+        w = net.loss_weights.get(name, 0.0)
+        msg = f" (* {g(w)} = {g(f32(w) * mean)} loss)" if w else ""
+        log("cli", f"{name} = {g(mean)}{msg}")
+    net.close()
+    return 0
+
+
+def cmd_time(args) -> int:
+    log, device = _setup(args)
+    net = _load_net(args, args.phase, log, device)
+    sync = (lambda: torch.cuda.synchronize()) if device != "cpu" else (lambda: None)
+    log("cli", "Performing Forward")
+    from .log import g
+    loss = net.forward()
+    log("cli", f"Initial loss: {g(loss)}")
+    log("cli", "Performing Backward")
+    net.backward()
+    n = len(net.layers)
+    fwd, bwd = [0.0] * n, [0.0] * n
+    log("cli", "*** Benchmark begins ***")
+    log("cli", f"Testing for {args.iterations} iterations.")
+    total_f = total_b = 0.0
+    t_all = time.perf_counter()
+    for it in range(args.iterations):
+        t_iter = time.perf_counter()
+        t0 = time.perf_counter()
+        for i in range(n):
+            t = time.perf_counter()
+            net.forward(i, i)
+            sync()
+            fwd[i] += time.perf_counter() - t
+        total_f += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for i in range(n - 1, -1, -1):
+            t = time.perf_counter()
+            net.backward(i, i)
+            sync()
+            bwd[i] += time.perf_counter() - t
+        total_b += time.perf_counter() - t0
+        log("cli", f"Iteration: {it + 1} forward-backward time: {int((time.perf_counter() - t_iter) * 1000)} ms.")
+    log("cli", "Average time per layer: ")
+    for i, layer in enumerate(net.layers):
+        log("cli", f"{layer.name:>10}\tforward: {g(fwd[i] * 1000 / args.iterations)} ms.")
+        log("cli", f"{layer.name:>10}\tbackward: {g(bwd[i] * 1000 / args.iterations)} ms.")
+    log("cli", f"Average Forward pass: {g(total_f * 1000 / args.iterations)} ms.")
+    log("cli", f"Average Backward pass: {g(total_b * 1000 / args.iterations)} ms.")
+    log("cli", f"Average Forward-Backward: {g((total_f + total_b) * 1000 / args.iterations)} ms.")
+    log("cli", f"Total Time: {g((time.perf_counter() - t_all) * 1000)} ms.")
+    log("cli", "*** Benchmark ends ***")
+    net.close()
+    return 0
+
+
+def run_blobs(net, inputs: Optional[dict], *, backward: bool, top_diff: Optional[dict], iterations: int,
+              seed: Optional[int]) -> dict:
+    """The ``blobs`` command's work on a built net: returns ``{key: array}``."""
+    from .rng import CaffeRNG
+    if seed is not None:  # caffe.set_random_seed(seed) right before forward
+        net.ctx.rng = CaffeRNG(seed)
+    out = {}
+    for name, arr in (inputs or {}).items():
+        if name not in net.blobs:
+            raise SystemExit(f"input {name!r} is not a blob of net {net.name!r} (input blobs: "
+                             f"{', '.join(net.input_names) or 'none'})")
+        net.blobs[name].data = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).to(net.ctx.device)
+    start = None
+    if backward and not top_diff:
+        loss_layers = [i for i, tops in enumerate(net.tops) if any(net._top_loss(i, t) for t in tops)]
+        if not loss_layers:
+            raise SystemExit("-backward without -top_diff needs a loss layer in the net")
+        start = loss_layers[-1]
+    for it in range(iterations):
+        prefix = f"{it}/" if iterations > 1 else ""
+        net.forward()
+        for name in net.blob_order:
+            out[prefix + name] = net.blobs[name].data.detach().cpu().numpy().copy()
+        if backward:
+            net.clear_param_diffs()
+            for k, v in (top_diff or {}).items():
+                name = k[len("top_diff/"):] if k.startswith("top_diff/") else k
+                if name not in net.blobs:
+                    raise SystemExit(f"top diff {k!r} names no blob of net {net.name!r}")
+                net.blobs[name].diff = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(net.ctx.device)
+            net.backward(start)
+            for name in net.blob_order:
+                b = net.blobs[name]
+                d = b.diff if b.diff is not None and b.diff.shape == b.data.shape else torch.zeros_like(b.data)
+                out[f"{prefix}diff/{name}"] = d.detach().cpu().numpy().copy()
+            for layer in net.layers:
+                for i, p in enumerate(layer.params):
+                    out[f"{prefix}param_diff/{layer.name}/{i}"] = p.diff.detach().cpu().numpy().copy()
+    return out
+
+
+def cmd_blobs(args) -> int:
+    log, device = _setup(args)
+    net = _load_net(args, args.phase, log, device)
+    inputs = dict(np.load(args.inputs)) if args.inputs else None
+    top_diff = dict(np.load(args.top_diff)) if args.top_diff else None
+    out = run_blobs(net, inputs, backward=args.backward, top_diff=top_diff, iterations=args.iterations,
+                    seed=args.random_seed)
+    tmp = args.out + ".tmp.npz"
+    np.savez(tmp, **out)
+    os.replace(tmp, args.out)
+    log("cli", f"Wrote {len(out)} arrays to {args.out}")
+    net.close()
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("plan", "sweep", "report"):
+        try:
+            from .experiments.__main__ import main as exp_main
+        except ImportError:
+            raise SystemExit(f"'{argv[0]}' is not available yet (the experiment grid arrives with issue 6)")
+        return exp_main(argv)
+    args = build_parser().parse_args(argv)
+    from prototxt_like.errors import CaffeFormatError
+    from .net import NetError
+    from .solver import SolverError
+    try:
+        return {"train": cmd_train, "test": cmd_test, "time": cmd_time, "blobs": cmd_blobs}[args.command](args)
+    except (CaffeFormatError, NetError, SolverError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
