@@ -227,6 +227,13 @@ class Net:
                     available.add(t)
                     if lp.type == "Input":
                         self.input_names.append(t)
+                if layer.loss_layer and not tnames:  # AutoTopBlobs: an anonymous loss blob
+                    t = "(automatic)" if "(automatic)" not in self.blobs else f"(automatic)_{len(self.blobs)}"
+                    self.blobs[t] = Blob(t)
+                    self.blob_order.append(t)
+                    blob_need_backward[t] = False
+                    tnames.append(t)
+                layer.n_tops = len(tnames)
                 layer.check_bottoms(bnames)
                 # LayerSetUp: parameters from the bottom shapes, then top shapes from a shape-only pass
                 bottoms_meta = [meta[b] for b in bnames]
@@ -345,7 +352,7 @@ class Net:
 
     def _top_loss(self, lid: int, top: str) -> bool:
         lp = self.layer_params[lid]
-        j = list(lp.top).index(top)
+        j = self.tops[lid].index(top)
         return j < len(lp.loss_weight) and lp.loss_weight[j] != 0
 
     # -- running -------------------------------------------------------------------------

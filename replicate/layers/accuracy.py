@@ -19,7 +19,7 @@ class Accuracy(Layer):
             raise self.error(f"top_k {p.top_k} is larger than the {x.shape[axis]} classes")
         ignore = int(p.ignore_label) if p.HasField("ignore_label") else None
         acc, per_class = torch.ops.replicate.accuracy_forward(x, label, axis, int(p.top_k), ignore)
-        return [acc, per_class][: len(self.param.top)]
+        return [acc, per_class][: self.n_tops]
 
 
 LAYER = Accuracy

@@ -59,6 +59,7 @@ class Layer:
         self.name = param.name
         self.ctx = ctx
         self.params: List[Param] = []
+        self.n_tops = len(param.top)  # the Net adds Caffe's "(automatic)" tops of loss layers
         # set by the Net (Caffe's set_param_propagate_down)
         self.param_propagate_down: List[bool] = []
 
@@ -77,9 +78,6 @@ class Layer:
 
     def allow_force_backward(self, bottom_index: int) -> bool:
         return not (self.loss_layer and bottom_index == 1)
-
-    def num_tops(self) -> int:
-        return len(self.param.top)
 
     # --- helpers -------------------------------------------------------------------------
     def error(self, message: str) -> LayerError:

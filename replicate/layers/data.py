@@ -29,7 +29,7 @@ class Data(Layer):
 
     def forward(self, bottoms):
         if self.ctx.shape_only:
-            shapes = self.source.top_shapes()[: len(self.param.top)]
+            shapes = self.source.top_shapes()[: self.n_tops]
             return [torch.empty(s, dtype=self.ctx.dtype, device="meta") for s in shapes]
         data, label = self.source.next()
         tops = [data.to(self.ctx.device, non_blocking=True)]

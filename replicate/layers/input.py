@@ -12,7 +12,7 @@ class Input(Layer):
 
     def shapes(self):
         shapes = [tuple(int(d) for d in s.dim) for s in self.param.input_param.shape]
-        n = len(self.param.top)
+        n = self.n_tops
         if len(shapes) == 1:
             shapes = shapes * n
         if len(shapes) != n:

@@ -33,14 +33,14 @@ class MemoryData(Layer):
 
     def forward(self, bottoms):
         if self.ctx.shape_only:
-            shapes = [(self.batch_size, *self.item_shape), (self.batch_size,)][: len(self.param.top)]
+            shapes = [(self.batch_size, *self.item_shape), (self.batch_size,)][: self.n_tops]
             return [torch.empty(s, dtype=self.ctx.dtype, device="meta") for s in shapes]
         if self.data is None:
             raise self.error("no data: call Net.set_input_arrays first")
         b = self.batch_size
         tops = [self.data[self.pos:self.pos + b], self.labels[self.pos:self.pos + b]]
         self.pos = (self.pos + b) % self.data.shape[0]
-        return tops[: len(self.param.top)]
+        return tops[: self.n_tops]
 
 
 LAYER = MemoryData

@@ -46,7 +46,7 @@ class Pooling(Layer):
         if self.method == _P.MAX:
             top, self.mask = torch.ops.replicate.pool_max_forward(x, kernel, self.stride, self.pad, self.ceil_mode)
             tops = [top]
-            if len(self.param.top) > 1:
+            if self.n_tops > 1:
                 tops.append(self.mask.to(top.dtype))
             return tops
         return [torch.ops.replicate.pool_ave_forward(x, kernel, self.stride, self.pad, self.ceil_mode)]

@@ -35,7 +35,7 @@ class SoftmaxWithLoss(Layer):
                              f"{tuple(x.shape)} (N x H x W with the class axis {self.axis} removed)")
         loss, self.prob = torch.ops.replicate.softmax_loss_forward(x, label, self.axis, self.normalization,
                                                                    self.ignore_label)
-        return [loss, self.prob][: len(self.param.top)]
+        return [loss, self.prob][: self.n_tops]
 
     def backward(self, tops, top_diffs, propagate_down, bottoms):
         if propagate_down[1]:

@@ -11,7 +11,7 @@ class Split(Layer):
     min_bottoms = max_bottoms = 1
 
     def forward(self, bottoms):
-        return [bottoms[0]] * len(self.param.top)
+        return [bottoms[0]] * self.n_tops
 
     def backward(self, tops, top_diffs, propagate_down, bottoms):
         if not propagate_down[0]:
