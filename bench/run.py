@@ -176,6 +176,11 @@ def main(argv=None):
     print("data_layer: timing ...", flush=True)
     result["data_layer"] = data_layer.run(args.repeats)
     print(json.dumps({"data_layer": result["data_layer"]}, indent=1), flush=True)
+    from bench import train_iter  # a whole CaffeNet training iteration, fast and exact, peak RSS
+    print("caffenet_train_iteration: timing (each mode in its own process) ...", flush=True)
+    result["caffenet_train_iteration"] = train_iter.run(iterations=2)
+    print(json.dumps({"caffenet_train_iteration": {k: v for k, v in result["caffenet_train_iteration"].items()
+                                                   if k not in ("fast", "exact")}}, indent=1), flush=True)
     from bench import gpu  # CUDA kernels vs cuDNN, CaffeNet iteration (skipped without a GPU)
     result["gpu"] = gpu.run(args.repeats)
     out = Path(args.out)

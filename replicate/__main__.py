@@ -174,43 +174,25 @@ def cmd_test(args) -> int:
 def cmd_time(args) -> int:
     log, device = _setup(args)
     net = _load_net(args, args.phase, log, device)
-    sync = (lambda: torch.cuda.synchronize()) if device != "cpu" else (lambda: None)
     log("cli", "Performing Forward")
     from .log import g
     loss = net.forward()
     log("cli", f"Initial loss: {g(loss)}")
     log("cli", "Performing Backward")
     net.backward()
-    n = len(net.layers)
-    fwd, bwd = [0.0] * n, [0.0] * n
+    from .timing import time_net
     log("cli", "*** Benchmark begins ***")
     log("cli", f"Testing for {args.iterations} iterations.")
-    total_f = total_b = 0.0
     t_all = time.perf_counter()
-    for it in range(args.iterations):
-        t_iter = time.perf_counter()
-        t0 = time.perf_counter()
-        for i in range(n):
-            t = time.perf_counter()
-            net.forward(i, i)
-            sync()
-            fwd[i] += time.perf_counter() - t
-        total_f += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for i in range(n - 1, -1, -1):
-            t = time.perf_counter()
-            net.backward(i, i)
-            sync()
-            bwd[i] += time.perf_counter() - t
-        total_b += time.perf_counter() - t0
-        log("cli", f"Iteration: {it + 1} forward-backward time: {int((time.perf_counter() - t_iter) * 1000)} ms.")
+    timing = time_net(net, args.iterations, lambda it, ms: log(
+        "cli", f"Iteration: {it + 1} forward-backward time: {int(ms)} ms."))
     log("cli", "Average time per layer: ")
-    for i, layer in enumerate(net.layers):
-        log("cli", f"{layer.name:>10}\tforward: {g(fwd[i] * 1000 / args.iterations)} ms.")
-        log("cli", f"{layer.name:>10}\tbackward: {g(bwd[i] * 1000 / args.iterations)} ms.")
-    log("cli", f"Average Forward pass: {g(total_f * 1000 / args.iterations)} ms.")
-    log("cli", f"Average Backward pass: {g(total_b * 1000 / args.iterations)} ms.")
-    log("cli", f"Average Forward-Backward: {g((total_f + total_b) * 1000 / args.iterations)} ms.")
+    for name, f, b in zip(timing.layers, timing.forward_ms, timing.backward_ms):
+        log("cli", f"{name:>10}\tforward: {g(f)} ms.")
+        log("cli", f"{name:>10}\tbackward: {g(b)} ms.")
+    log("cli", f"Average Forward pass: {g(timing.forward_total_ms)} ms.")
+    log("cli", f"Average Backward pass: {g(timing.backward_total_ms)} ms.")
+    log("cli", f"Average Forward-Backward: {g(timing.forward_total_ms + timing.backward_total_ms)} ms.")
     log("cli", f"Total Time: {g((time.perf_counter() - t_all) * 1000)} ms.")
     log("cli", "*** Benchmark ends ***")
     net.close()
