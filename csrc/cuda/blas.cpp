@@ -1,10 +1,15 @@
-// The GPU half of the BLAS seam: cuBLAS with Caffe's arguments (exact) or torch matmul (fast).
+// The GPU half of the BLAS seam: cuBLAS with Caffe's arguments (exact) or torch ops (fast).
+// Fast mode's axpy is our own kernel (solver_math.cu) rather than torch's add(alpha=): it rounds
+// the product on its own like the CPU seam's fast axpy, so both backends' fast modes agree bit
+// for bit on axpy, scal and the SGD update; torch's CUDA add may contract it into an FMA.
 #include "blas.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <cublas_v2.h>
+
+#include "solver_math.cuh"
 
 namespace replicate {
 namespace cuda_blas {
@@ -45,6 +50,18 @@ cublasStatus_t asum_call(cublasHandle_t h, int n, const float* x, float* r) { re
 cublasStatus_t asum_call(cublasHandle_t h, int n, const double* x, double* r) { return cublasDasum(h, n, x, 1, r); }
 cublasStatus_t scal_call(cublasHandle_t h, int n, const float* a, float* x) { return cublasSscal(h, n, a, x, 1); }
 cublasStatus_t scal_call(cublasHandle_t h, int n, const double* a, double* x) { return cublasDscal(h, n, a, x, 1); }
+cublasStatus_t axpy_call(cublasHandle_t h, int n, const float* a, const float* x, float* y) {
+  return cublasSaxpy(h, n, a, x, 1, y, 1);
+}
+cublasStatus_t axpy_call(cublasHandle_t h, int n, const double* a, const double* x, double* y) {
+  return cublasDaxpy(h, n, a, x, 1, y, 1);
+}
+cublasStatus_t dot_call(cublasHandle_t h, int n, const float* x, const float* y, float* r) {
+  return cublasSdot(h, n, x, 1, y, 1, r);
+}
+cublasStatus_t dot_call(cublasHandle_t h, int n, const double* x, const double* y, double* r) {
+  return cublasDdot(h, n, x, 1, y, 1, r);
+}
 
 // A view of device memory as a tensor on the current device.
 template <typename T>
@@ -110,11 +127,34 @@ void scal(int n, T alpha, T* x) {
   view(x, {n}).mul_(alpha);
 }
 
+template <typename T>
+void axpy(int n, T alpha, const T* x, T* y) {
+  if (n == 0) return;
+  if (exact()) {
+    TORCH_CUDABLAS_CHECK(axpy_call(handle(), n, &alpha, x, y));
+    return;
+  }
+  C10_CUDA_CHECK(cuda::axpy<T>(n, alpha, x, y, at::cuda::getCurrentCUDAStream()));
+}
+
+template <typename T>
+T dot(int n, const T* x, const T* y) {
+  if (n == 0) return T(0);
+  if (exact()) {
+    T r = 0;
+    TORCH_CUDABLAS_CHECK(dot_call(handle(), n, x, y, &r));
+    return r;
+  }
+  return at::dot(view(x, {n}), view(y, {n})).template item<T>();
+}
+
 #define REPLICATE_CUDA_BLAS_INSTANTIATE(T)                                         \
   template void gemm<T>(Op, Op, int, int, int, T, const T*, const T*, T, T*);     \
   template void gemv<T>(Op, int, int, T, const T*, const T*, T, T*);               \
   template T asum<T>(int, const T*);                                               \
-  template void scal<T>(int, T, T*);
+  template void scal<T>(int, T, T*);                                               \
+  template void axpy<T>(int, T, const T*, T*);                                     \
+  template T dot<T>(int, const T*, const T*);
 REPLICATE_CUDA_BLAS_INSTANTIATE(float)
 REPLICATE_CUDA_BLAS_INSTANTIATE(double)
 

@@ -40,6 +40,19 @@ __global__ void max_forward_kernel(int64_t n, const T* in, PoolShape g, T* out, 
 // order instead: every cell receives its terms in the order of Caffe's gather (and of the CPU
 // op), from zero, so the bits are the same, without atomics.  Mask entries outside the plane
 // are skipped (Caffe's kernel would never match them).
+//
+// Why the schema stays (decided without a GPU to measure): the gather would change no bit, only
+// speed.  This kernel has planes = N * C threads (CaffeNet pool1 at batch 256: 24,576, i.e. 48
+// blocks, so a third of an H100's SMs) each walking its own plane with uncoalesced accesses,
+// where Caffe's kernel runs one coalesced thread per bottom cell.  A rough, unmeasured estimate
+// from memory traffic and latency: about a millisecond per pool1 backward against a few tenths
+// for the gather, a small part of a whole CaffeNet training step.  Adding kernel/stride/pad to pool_max_backward touches the schema, the
+// CPU kernel, the fake and autograd in replicate/ops.py, the Pooling layer, the benches and
+// the tests, for a gain nobody can measure yet.  If a GPU run (bench/gpu.py) shows this kernel
+// matters, the low-risk path is optional trailing arguments
+// (`int[2]? kernel=None, int[2]? stride=None, int[2]? pad=None`): existing callers keep working,
+// the CPU op ignores them (after checking grad_output's pooled size), and this glue uses Caffe's
+// gather when they are given and this scatter otherwise.
 template <typename T>
 __global__ void max_backward_kernel(int64_t planes, const T* top_diff, const int32_t* mask, int64_t in_plane,
                                     int64_t out_plane, T* bottom) {

@@ -2,7 +2,8 @@
 built without CUDA (then no op has a CUDA kernel).
 
 Bit-identical: im2col, pooling (MAX values, masks and backward; AVE forward and backward),
-ReLU, dropout, accuracy.  These do the same arithmetic in the same order on both backends.
+ReLU, dropout, accuracy, blas_scal, and in fast BLAS mode sgd_update and blas_axpy.  These do
+the same arithmetic in the same order on both backends.
 
 col2im: Caffe's GPU kernel gathers each pixel's terms in ascending output position, its CPU
 loop in ascending kernel offset (the reverse), so the sums of 3+ terms may round differently,
@@ -23,7 +24,9 @@ Within a few ulps, with the reasons:
   * Backward passes (LRN, softmax) subtract nearly equal terms, so ulps of the result are the
     wrong unit: the bound is 16 ulps of the larger term's magnitude, elementwise.
 Convolution and inner product go through cuBLAS / torch matmul (other summation orders than
-OpenBLAS): relative 1e-4 on the output.
+OpenBLAS): relative 1e-4 on the output.  sgd_update and blas_axpy in exact mode (cuBLAS and
+OpenBLAS fuse different products) and blas_dot (another summation order): bounds and reasons
+in their tests' docstrings.
 """
 from __future__ import annotations
 
@@ -313,3 +316,113 @@ def test_caffenet_step_matches_cpu(mode):
         g, r = p_gpu[name].grad.cpu(), p_cpu[name].grad
         rel = ((g - r).norm() / r.norm().clamp_min(1e-30)).item()
         assert rel < 1e-3, f"{name}: relative gradient difference {rel:.2e}"
+
+
+# --------------------------------------------------------------------------------------------
+# The solver's update and level-1 BLAS ops (csrc/cuda/solver_ops.cpp)
+
+SGD_CASES = [  # (local_decay, regularization, diff_scale)
+    (0.0, "L2", 1.0),
+    (5e-4, "L2", 1.0),
+    (5e-4, "L1", 1.0),
+    (1e-3, "L2", 0.5),
+]
+
+
+def _sgd_inputs(dtype, n=10007):
+    w = torch.randn(n, generator=gen(), dtype=dtype) * 0.05
+    w[::97] = 0  # sign(0) = 0 for L1
+    g = torch.randn(n, generator=gen(1), dtype=dtype) * 1e-2
+    h = torch.randn(n, generator=gen(2), dtype=dtype) * 1e-3
+    return w, g, h
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", SGD_CASES)
+def test_sgd_update(mode, dtype, case):
+    """One SGD step of one blob on both backends, from the same data, diff and history.
+
+    The GPU op follows Caffe's GPU path: caffe_gpu_scal, caffe_gpu_axpy (L2) or caffe_gpu_sign +
+    axpy (L1), then Caffe's fused SGDUpdate kernel ``g = h = momentum * h + local_rate * g``, then
+    Blob::Update's caffe_gpu_axpy(-1, diff, data).  The CPU op runs ComputeUpdateValue as Caffe's
+    CPU code does, caffe_cpu_axpby = scal(momentum, h) followed by axpy(local_rate, g, h).
+
+    fast mode: both products of SGDUpdate are rounded on their own (--fmad=false) and our GPU
+    axpy is unfused like the CPU seam's fast axpy, so the kernel computes
+    RN(RN(momentum * h) + RN(local_rate * g)), exactly what the CPU's scal then unfused axpy
+    computes: the same bits.
+
+    exact mode: OpenBLAS's axpy fuses local_rate * g into the add (one rounding), SGDUpdate
+    rounds it first; cuBLAS and OpenBLAS may also differ in fusing the decay axpy.  With S the
+    sum of the magnitudes of the terms a result is made of (for history = diff:
+    |momentum * h| + local_rate * |scaled g| + local_rate * |decay term|; for data: that + |w|),
+    every intermediate is at most S, so each step's rounding differs by at most an ulp of S:
+    the decay step's difference is scaled by local_rate (< 1), the update value's is at most
+    half an ulp (the extra rounding of local_rate * g) plus one, the data update adds one more.
+    Bound used: 4 ulps of S (a float32 simulation of both orders peaks at 2).
+    """
+    decay, reg, scale = case
+    rate, momentum = 0.01, 0.9
+    w, g, h = _sgd_inputs(dtype)
+    gw, gg, gh = w.to(DEV), g.to(DEV), h.to(DEV)
+    with R.blas_mode(mode):
+        R.sgd_update(w, g, h, rate, momentum, decay, reg, scale)
+        R.sgd_update(gw, gg, gh, rate, momentum, decay, reg, scale)
+    if mode == "fast":
+        for got, ref in ((gw, w), (gg, g), (gh, h)):
+            same_bits(got, ref)
+        return
+    w0, g0, h0 = _sgd_inputs(dtype)
+    decay_term = (w0 if reg == "L2" else w0.sign()).abs() * decay
+    terms = (momentum * h0).abs() + rate * (scale * g0).abs() + rate * decay_term
+    within_ulps(gh, h, 4, scale=terms)
+    within_ulps(gg, g, 4, scale=terms)
+    within_ulps(gw, w, 4, scale=terms + w0.abs())
+    same_bits(gg, gh.cpu())  # diff = history after the update, as Caffe's kernel writes both
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blas_axpy_scal_dot(mode, dtype):
+    """caffe_gpu_axpy / caffe_gpu_scal / caffe_gpu_dot against the CPU ops.
+
+    scal is one rounded product per element on both backends (cuBLAS, torch's mul_, CBLAS, the
+    CPU loop): the same bits.  axpy: the same bits in fast mode (unfused on both backends); in
+    exact mode cuBLAS and OpenBLAS may differ in fusing the product (half an ulp of alpha * x, and
+    the sum's rounding), so within 2 ulps of |y| + |alpha * x|.  dot: another summation order (cuBLAS's tree or torch's
+    against OpenBLAS's blocks or the CPU's loop), so within the usual bound n * eps * sum|x y|."""
+    n = 4099
+    x = torch.randn(n, generator=gen(), dtype=dtype)
+    y = torch.randn(n, generator=gen(1), dtype=dtype)
+    xt = torch.randn(3, 50, generator=gen(2), dtype=dtype).t()  # non-contiguous x
+    yt = torch.randn(50, 3, generator=gen(3), dtype=dtype)
+    with R.blas_mode(mode):
+        s, gs = y.clone(), y.to(DEV)
+        R.scal(0.37, s)
+        R.scal(0.37, gs)
+        same_bits(gs, s)
+        for xa, ya in ((x, y), (xt, yt)):
+            a, ga = ya.clone(), ya.to(DEV)
+            R.axpy(-0.3, xa, a)
+            R.axpy(-0.3, xa.to(DEV), ga)
+            if mode == "fast":
+                same_bits(ga, a)
+            else:
+                within_ulps(ga, a, 2, scale=ya.abs() + 0.3 * xa.abs())
+            d, gd = R.dot(xa, ya), R.dot(xa.to(DEV), ya.to(DEV))
+            assert gd.dim() == 0 and gd.device.type == torch.device(DEV).type and gd.dtype == dtype
+            bound = xa.numel() * torch.finfo(dtype).eps * (xa * ya).abs().sum()
+            assert (gd.cpu() - d).abs() <= bound, f"dot {gd.item()} vs {d.item()} (bound {bound.item()})"
+
+
+def test_solver_ops_errors():
+    x = torch.randn(8, device=DEV)
+    with pytest.raises(RuntimeError, match="blas_axpy: argument 'x' is on cpu"):
+        R.axpy(1.0, x.cpu(), x)
+    with pytest.raises(RuntimeError, match="must be contiguous"):
+        R.scal(2.0, torch.randn(4, 4, device=DEV).t())
+    with pytest.raises(RuntimeError, match="sgd_update: argument 'history' has dtype"):
+        R.sgd_update(x, x.clone(), x.double(), 0.1, 0.9)
+    with pytest.raises(RuntimeError, match="regularization must be 0"):
+        ops.sgd_update(x, x.clone(), x.clone(), 0.1, 0.9, 0.0, 2, 1.0)

@@ -19,3 +19,7 @@ cublasStatus_t cublasSasum(cublasHandle_t, int, const float*, int, float*);
 cublasStatus_t cublasDasum(cublasHandle_t, int, const double*, int, double*);
 cublasStatus_t cublasSscal(cublasHandle_t, int, const float*, float*, int);
 cublasStatus_t cublasDscal(cublasHandle_t, int, const double*, double*, int);
+cublasStatus_t cublasSaxpy(cublasHandle_t, int, const float*, const float*, int, float*, int);
+cublasStatus_t cublasDaxpy(cublasHandle_t, int, const double*, const double*, int, double*, int);
+cublasStatus_t cublasSdot(cublasHandle_t, int, const float*, int, const float*, int, float*);
+cublasStatus_t cublasDdot(cublasHandle_t, int, const double*, int, const double*, int, double*);
