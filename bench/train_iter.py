@@ -1,6 +1,9 @@
 """A whole CaffeNet training iteration at batch 256 (../shared/golden/perf/caffenet_train_b256.prototxt):
 forward + backward per layer (as ``caffe time``) plus the SGD update, in ``fast`` and ``exact`` mode,
-each in its own process so that its peak resident memory is its own.
+each in its own process so that its peak resident memory is its own.  Both run as ``python -m
+replicate train`` does: the solver's release of tops after backward and the caching CPU allocator
+(``REPLICATE_CPU_CACHE=0`` turns it off).  ``exact`` pins OpenBLAS's Haswell kernels (the parity
+setting); ``fast`` lets OpenBLAS pick its kernels for the CPU.
 
     python -m bench.train_iter [--iterations N]            # both modes, JSON on stdout
     python -m bench.train_iter --child MODE --iterations N  # one mode (used by run())
@@ -33,9 +36,12 @@ def child(mode: str, iterations: int) -> dict:
     from replicate.rng import CaffeRNG
     from replicate.timing import time_net
     R.set_blas(mode)
+    if os.environ.get("REPLICATE_CPU_CACHE", "1") != "0":
+        R.enable_cpu_cache()  # as python -m replicate train does
     model = shared() / "golden" / "perf" / "caffenet_train_b256.prototxt"
     t0 = time.perf_counter()
     net = Net(str(model), caffe_pb2.TRAIN, rng=CaffeRNG(1))
+    net.release_after_backward = True  # as the solver's train net
     build_s = time.perf_counter() - t0
     g = torch.Generator().manual_seed(0)
     net.blobs["data"].data = torch.randn(net.blobs["data"].data.shape, generator=g) * 50
@@ -63,6 +69,7 @@ def child(mode: str, iterations: int) -> dict:
                          for n, f, b in zip(timing.layers, timing.forward_ms, timing.backward_ms)},
         "iteration_ms": timing.iteration_ms,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
+        "cblas": R.blas_library(), "cpu_cache": R.cpu_cache_stats(),
     }
 
 
@@ -77,8 +84,13 @@ def run(iterations: int = 2) -> dict:
                        "peak_rss_gb_max": round(CAFFE_PEAK_RSS_GB * 1.25, 3)}}
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for mode in ("fast", "exact"):
+        child_env = dict(env)
+        if mode == "fast":  # fast mode may use the CBLAS's best kernels for this CPU; exact pins Haswell
+            child_env.pop("OPENBLAS_CORETYPE", None)
+        else:
+            child_env["OPENBLAS_CORETYPE"] = "Haswell"
         r = subprocess.run([sys.executable, "-m", "bench.train_iter", "--child", mode, "--iterations",
-                            str(iterations)], cwd=REPO, env=env, capture_output=True, text=True)
+                            str(iterations)], cwd=REPO, env=child_env, capture_output=True, text=True)
         if r.returncode != 0:
             out[mode] = {"error": r.stderr[-2000:]}
             continue

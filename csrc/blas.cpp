@@ -1,9 +1,11 @@
 #include "blas.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -89,6 +91,11 @@ void load() {
     sym(h, "cblas_dasum", b.dasum, c);
     sym(h, "openblas_get_config", b.openblas_get_config, c, false);
     sym(h, "openblas_get_corename", b.openblas_get_corename, c, false);
+    // One thread per call: the kernels call BLAS from their own parallel loops (images, row
+    // blocks), and Caffe's fixtures were made single-threaded (exact mode needs it).
+    void (*set_threads)(int) = nullptr;
+    sym(h, "openblas_set_num_threads", set_threads, c, false);
+    if (set_threads) set_threads(1);
     return;
   }
   g_load_error = "exact BLAS mode could not load a CBLAS library (set REPLICATE_CBLAS to its path, or "
@@ -102,6 +109,19 @@ const Cblas& cblas() {
 }
 
 inline bool exact() { return g_mode.load(std::memory_order_relaxed) == static_cast<int>(Mode::Exact); }
+
+// Fast mode's GEMMs: the system CBLAS when it loads (OpenBLAS picks its best kernels for the CPU
+// unless OPENBLAS_CORETYPE pins them; MKL, torch's matmul here, takes its AVX2 path on AMD cores),
+// else torch's matmul.  REPLICATE_FAST_GEMM=torch forces torch's matmul.
+bool fast_cblas() {
+  static const bool use = [] {
+    const char* env = std::getenv("REPLICATE_FAST_GEMM");
+    if (env && std::string(env) == "torch") return false;
+    std::call_once(g_once, load);
+    return g_load_error.empty();
+  }();
+  return use;
+}
 inline int cb(Op t) { return t == NoTrans ? kNoTrans : kTrans; }
 
 template <typename T>
@@ -133,7 +153,27 @@ void gemm(Op ta, Op tb, int M, int N, int K, T alpha, const T* A, const T* B, T 
   // caffe_cpu_gemm: lda = (TransA == NoTrans) ? K : M, ldb = (TransB == NoTrans) ? N : K, ldc = N.
   const int lda = (ta == NoTrans) ? K : M;
   const int ldb = (tb == NoTrans) ? N : K;
-  if (exact()) {
+  if (!exact() && fast_cblas() && !at::in_parallel_region() && at::get_num_threads() > 1 &&
+      double(M) * N * K >= 1e7) {
+    // fast mode, one big product from the calling thread (inner product): split the larger of the
+    // rows/columns of C over the threads, each a single-threaded CBLAS call on its block
+    const Cblas& b = cblas();
+    const bool by_rows = M >= N;
+    const int64_t len = by_rows ? M : N;
+    at::parallel_for(0, (len + 15) / 16, 1, [&](int64_t b0, int64_t b1) {
+      const int lo = static_cast<int>(b0 * 16), hi = static_cast<int>(std::min<int64_t>(b1 * 16, len));
+      const int m = by_rows ? hi - lo : M, n = by_rows ? N : hi - lo;
+      const T* a = by_rows ? (ta == NoTrans ? A + int64_t(lo) * lda : A + lo) : A;
+      const T* bb = by_rows ? B : (tb == NoTrans ? B + lo : B + int64_t(lo) * ldb);
+      T* c = by_rows ? C + int64_t(lo) * N : C + lo;
+      if constexpr (std::is_same_v<T, float>)
+        b.sgemm(kRowMajor, cb(ta), cb(tb), m, n, K, alpha, a, lda, bb, ldb, beta, c, N);
+      else
+        b.dgemm(kRowMajor, cb(ta), cb(tb), m, n, K, alpha, a, lda, bb, ldb, beta, c, N);
+    });
+    return;
+  }
+  if (exact() || fast_cblas()) {
     const Cblas& b = cblas();
     if constexpr (std::is_same_v<T, float>)
       b.sgemm(kRowMajor, cb(ta), cb(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, N);
@@ -150,7 +190,7 @@ void gemm(Op ta, Op tb, int M, int N, int K, T alpha, const T* A, const T* B, T 
 
 template <typename T>
 void gemv(Op ta, int M, int N, T alpha, const T* A, const T* x, T beta, T* y) {
-  if (exact()) {
+  if (exact() || fast_cblas()) {
     const Cblas& b = cblas();
     if constexpr (std::is_same_v<T, float>)
       b.sgemv(kRowMajor, cb(ta), M, N, alpha, A, N, x, 1, beta, y, 1);

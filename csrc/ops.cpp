@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "blas.h"
+#include "cpu_cache.h"
 
 TORCH_LIBRARY(replicate, m) {
   m.def("im2col(Tensor im, int[2] kernel, int[2] pad, int[2] stride, int[2] dilation) -> Tensor");
@@ -69,4 +70,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_blas", &set_blas, "Select the BLAS backend: 'fast' (torch) or 'exact' (system CBLAS, Caffe's calls)");
   m.def("get_blas", &get_blas, "The BLAS backend in use");
   m.def("blas_library", &replicate::blas::library_info, "The CBLAS library loaded for exact mode, with its config");
+  m.def("enable_cpu_cache", &replicate::enable_cpu_cache, "Install the caching CPU allocator (cap in bytes)",
+        pybind11::arg("max_cached_bytes"));
+  m.def("cpu_cache_enabled", &replicate::cpu_cache_enabled);
+  m.def("empty_cpu_cache", &replicate::empty_cpu_cache);
+  m.def("cpu_cache_stats", [] {
+    auto s = replicate::cpu_cache_stats();
+    return pybind11::dict(pybind11::arg("cached_bytes") = s.cached_bytes, pybind11::arg("live_bytes") = s.live_bytes,
+                          pybind11::arg("hits") = s.hits, pybind11::arg("misses") = s.misses);
+  });
 }

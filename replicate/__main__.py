@@ -79,6 +79,8 @@ def _setup(args):
     from .log import CaffeLog
     if args.blas:
         R.set_blas(args.blas)
+    if os.environ.get("REPLICATE_CPU_CACHE", "1") != "0":
+        R.enable_cpu_cache()  # Caffe-like reuse of activation memory (no page faults per iteration)
     log = CaffeLog(args.log, stream=None) if args.log else CaffeLog()
     device = "cpu"
     if args.gpu is not None:

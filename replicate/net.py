@@ -278,6 +278,10 @@ class Net:
         self._prune_backward(net.force_backward)
         self.blob_need_backward = blob_need_backward
         self.output_names = sorted(available)
+        self._outputs = set(available)
+        # Caffe keeps every blob's data and diff; a training loop that only reads the outputs can
+        # free each layer's tops once its backward has run (the solver's train net does)
+        self.release_after_backward = False
         for name in self.input_names:
             self.blobs[name].data = torch.zeros(meta[name].shape, dtype=self.ctx.dtype, device=self.ctx.device)
         self._meta_shapes = {k: tuple(v.shape) for k, v in meta.items()}
@@ -391,6 +395,10 @@ class Net:
             for t, data in zip(self.tops[lid], tops):
                 blob = self.blobs[t]
                 blob.data = data
+                # the diff is rewritten by this pass's backward before anything reads it (or reads as
+                # Caffe's never-written zeros): drop last pass's now, so it does not sit in memory
+                if blob.diff is not None and not self._top_loss(lid, t):
+                    blob.diff = None
                 w = self.loss_weights.get(t) if self._top_loss(lid, t) else None
                 if w:
                     diff = blob.diff
@@ -420,6 +428,19 @@ class Net:
             for b, need, d in zip(self.bottoms[lid], pd, diffs):
                 if need and d is not None:
                     self.blobs[b].diff = d
+            if self.release_after_backward:
+                self._release(lid)
+
+    def _release(self, lid: int) -> None:
+        """Training mode: once layer ``lid`` has run backward, nothing lower reads its tops (unless
+        in place): free their data and diffs (net outputs and loss diffs stay)."""
+        for t in self.tops[lid]:
+            if t in self.bottoms[lid] or t in self._outputs:
+                continue
+            blob = self.blobs[t]
+            blob.data = None
+            if not self._top_loss(lid, t):
+                blob.diff = None
 
     def forward_backward(self) -> float:
         loss = self.forward()

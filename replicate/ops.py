@@ -42,6 +42,22 @@ def blas_library() -> str:
     return _C.blas_library()
 
 
+def enable_cpu_cache(max_cached_gb: float = 8.0) -> None:
+    """Keep freed CPU blocks of 1 MB and more for reuse by the same size (csrc/cpu_cache.cpp), as
+    Caffe's blobs keep their memory: a training loop then stops paying page faults for its fresh
+    activations each iteration.  Process-wide and permanent; ``python -m replicate`` enables it
+    unless env ``REPLICATE_CPU_CACHE=0``."""
+    _C.enable_cpu_cache(int(max_cached_gb * (1 << 30)))
+
+
+def cpu_cache_stats() -> dict:
+    return dict(_C.cpu_cache_stats())
+
+
+def empty_cpu_cache() -> None:
+    _C.empty_cpu_cache()
+
+
 class blas_mode:
     """Context manager: ``with blas_mode("exact"): ...``."""
 

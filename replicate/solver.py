@@ -121,6 +121,7 @@ class SGDSolver:
         state.MergeFrom(self.param.train_state)
         state.phase = caffe_pb2.TRAIN
         net = Net(param, state=state, rng=self.rng, device=self.device, data_workers=self.data_workers)
+        net.release_after_backward = True  # only the outputs are read between passes
         self._load_weights(net)
         return net
 
