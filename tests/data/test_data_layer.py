@@ -12,7 +12,7 @@ from prototxt_like.io import load_blob
 from replicate.data import DataSourceError, needs_rand, open_source
 from replicate.rng import CaffeRNG
 
-from .conftest import writable_copy
+from tests._shared import writable_copy
 
 SUFFIXES = ["", "_meanvalue", "_gray", "_encoded", "_leveldb"]
 

@@ -7,7 +7,7 @@ import pytest
 from prototxt_like.datum import parse_datum
 from replicate.data.db import Cursor, DataSourceError, iter_records
 
-from .conftest import writable_copy
+from tests._shared import writable_copy
 
 CASES = [("train_lmdb", "lmdb", "keys.txt"), ("train_lmdb_encoded", "lmdb", "keys_encoded.txt"),
          ("train_gray_lmdb", "lmdb", "keys_gray.txt"), ("train_leveldb", "leveldb", "keys_leveldb.txt")]

@@ -8,7 +8,7 @@ from data_prep.pack import caffe_shuffle, pack, read_caffe_list
 from replicate.data.db import iter_records
 from replicate.data.image import imdecode, imencode, resize_linear
 
-from .conftest import writable_copy
+from tests._shared import writable_copy
 
 CASES = {  # golden db -> (keys file, pack options); all resized to 32x32 as the README's commands
     "train_lmdb": ("keys.txt", dict(backend="lmdb")),

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import shutil
 
-import numpy as np
 import pytest
 
 from data_prep.mean import write_mean
-from data_prep.pack import pack
 from prototxt_like import caffe_pb2
 from replicate.log import NullLog
 from replicate.net import Net
-from tests._shared import require
+from tests._shared import random_image_db, require
 
 
 @pytest.fixture(scope="module")
@@ -22,17 +20,8 @@ def half0a(tmp_path_factory):
     d = tmp_path_factory.mktemp("half0A")
     for f in ("imagenet_train.prototxt", "imagenet_val.prototxt", "imagenet_solver.prototxt"):
         shutil.copy(src / f, d / f)
-    from PIL import Image
-    rng = np.random.RandomState(0)
-    (d / "img").mkdir()
-    lines = []
-    for i in range(3):
-        Image.fromarray(rng.randint(0, 256, (256, 256, 3), dtype=np.uint8)).save(d / "img" / f"{i}.png")
-        lines.append(f"{i}.png {i}\n")
-    (d / "list.txt").write_text("".join(lines))
     for name in ("imagenet_train_leveldb", "imagenet_val_leveldb"):
-        pack(str(d / "img") + "/", str(d / "list.txt"), str(d / name), backend="leveldb", progress=False,
-             workers=1, log=lambda m: None)
+        random_image_db(d, d / name, n=3, size=256, classes=3, backend="leveldb")
     write_mean(str(d / "imagenet_train_leveldb"), str(d / "imagenet_mean.binaryproto"), backend="leveldb",
                log=lambda m: None)
     return d

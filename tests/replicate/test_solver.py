@@ -15,13 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from data_prep.pack import pack
 from prototxt_like import caffe_pb2
 from prototxt_like.codec import parse_text
 from replicate import ops as R
 from replicate.log import NullLog
 from replicate.solver import SGDSolver
-from tests._shared import REPO
+from tests._shared import REPO, random_image_db
 
 NET = """name: "tiny"
 layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TRAIN }
@@ -45,16 +44,7 @@ test_iter: 2 test_interval: 5 random_seed: 7 snapshot_prefix: "snap"
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
-    from PIL import Image
-    rng = np.random.RandomState(0)
-    (tmp_path / "img").mkdir()
-    lines = []
-    for i in range(12):
-        Image.fromarray(rng.randint(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
-        lines.append(f"{i}.png {i % 3}\n")
-    (tmp_path / "list.txt").write_text("".join(lines))
-    pack(str(tmp_path / "img") + "/", str(tmp_path / "list.txt"), str(tmp_path / "db"), progress=False, workers=1,
-         log=lambda m: None)
+    random_image_db(tmp_path, tmp_path / "db", n=12, size=8, classes=3)
     (tmp_path / "net.prototxt").write_text(NET)
     (tmp_path / "solver.prototxt").write_text(SOLVER % 20)
     monkeypatch.chdir(tmp_path)
