@@ -153,10 +153,10 @@ void gemm(Op ta, Op tb, int M, int N, int K, T alpha, const T* A, const T* B, T 
   // caffe_cpu_gemm: lda = (TransA == NoTrans) ? K : M, ldb = (TransB == NoTrans) ? N : K, ldc = N.
   const int lda = (ta == NoTrans) ? K : M;
   const int ldb = (tb == NoTrans) ? N : K;
-  if (!exact() && fast_cblas() && !at::in_parallel_region() && at::get_num_threads() > 1 &&
-      double(M) * N * K >= 1e7) {
+  if (!exact() && fast_cblas() && !at::in_parallel_region() && double(M) * N * K >= 1e7) {
     // fast mode, one big product from the calling thread (inner product): split the larger of the
-    // rows/columns of C over the threads, each a single-threaded CBLAS call on its block
+    // rows/columns of C into fixed blocks of 16 over the threads, each a single-threaded CBLAS call
+    // (fixed blocks: the bits do not depend on the thread count)
     const Cblas& b = cblas();
     const bool by_rows = M >= N;
     const int64_t len = by_rows ? M : N;
