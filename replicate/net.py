@@ -183,6 +183,7 @@ class Net:
         self.layer_need_backward: List[bool] = []
         self.loss_weights: Dict[str, float] = {}
         self.learnable: List[Param] = []
+        self.learnable_names: List[str] = []  # "<layer>/<i>" of each learnable blob, in net order
         self.params_lr: List[float] = []
         self.params_decay: List[float] = []
         self._has_lr: List[bool] = []
@@ -315,7 +316,7 @@ class Net:
         if name:
             self._param_names[name] = (layer, i, lid)
         self.learnable.append(layer.params[i])
-        self.learnable_names = getattr(self, "learnable_names", []) + [f"{layer.name}/{i}"]
+        self.learnable_names.append(f"{layer.name}/{i}")
         self._has_lr.append(spec.HasField("lr_mult"))
         self._has_decay.append(spec.HasField("decay_mult"))
         self.params_lr.append(spec.lr_mult)
@@ -387,8 +388,6 @@ class Net:
             bottoms = [self.blobs[b].data for b in self.bottoms[lid]]
             try:
                 tops = layer.forward(bottoms)
-            except LayerError:
-                raise
             except RuntimeError as e:
                 raise NetError(f"layer {layer.name!r} ({layer.type}) failed in forward: {e}") from e
             layer_loss = np.float32(0)
@@ -421,8 +420,6 @@ class Net:
             pd = self.bottom_need_backward[lid]
             try:
                 diffs = layer.backward(tops, top_diffs, pd, bottoms)
-            except LayerError:
-                raise
             except RuntimeError as e:
                 raise NetError(f"layer {layer.name!r} ({layer.type}) failed in backward: {e}") from e
             for b, need, d in zip(self.bottoms[lid], pd, diffs):

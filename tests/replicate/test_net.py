@@ -179,3 +179,27 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "s" bottom: "label" top: "l
     single.backward()
     expect = single.layer("a").params[0].diff + single.layer("b").params[0].diff
     torch.testing.assert_close(net.layer("a").params[0].diff, expect, rtol=1e-6, atol=1e-7)
+
+
+def test_permissive_sharing_views_the_owner():
+    """share_mode PERMISSIVE: the same count in another shape; the sharer computes with a view of
+    the owner's blob, and a shape or count mismatch is an error naming the parameter."""
+    text = BASE + """
+layer { name: "a" type: "InnerProduct" bottom: "data" top: "a" param { name: "w" }
+        inner_product_param { num_output: 5 bias_term: false weight_filler { type: "xavier" } } }
+layer { name: "t" type: "InnerProduct" bottom: "data" top: "t" param { name: "w" share_mode: PERMISSIVE }
+        inner_product_param { num_output: 5 transpose: true bias_term: false } }
+"""
+    net = build(text)
+    assert len(net.learnable) == 1
+    w = net.layer("a").params[0].data
+    assert net.layer("t").params[0].shape == (75, 5)
+    assert torch.equal(net.layer("t").params[0].data, w.reshape(75, 5))
+    x = torch.randn(4, 3, 5, 5)
+    net.blobs["data"].data = x
+    net.forward()
+    torch.testing.assert_close(net.blobs["t"].data, x.reshape(4, 75) @ w.reshape(75, 5), rtol=1e-5, atol=1e-6)
+    with pytest.raises(NetError, match="Cannot share param 'w'.*shape mismatch"):
+        build(text.replace(" share_mode: PERMISSIVE", ""))
+    with pytest.raises(NetError, match="Cannot share param 'w'"):
+        build(text.replace("num_output: 5 transpose", "num_output: 4 transpose"))
