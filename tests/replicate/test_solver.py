@@ -129,6 +129,14 @@ def test_average_loss_and_test_loss(tiny, tmp_path):
     assert smoothed == pytest.approx(ref, rel=1e-4)
     assert len(re.findall(r"Test loss: ", text)) == 2  # iterations 0 and 5 (8 is not a test iteration)
     assert "Iteration 8, loss = " in text and "Optimization Done." in text
+    # the glog head Caffe's tools/extra/parse_log.py and extract_seconds.py read: I<MMDD> <time> <pid> <file:line>]
+    import datetime
+    for line in text.splitlines():
+        if not re.match(r"[IWEF]\d", line):
+            continue  # continuation lines of the multi-line solver parameters (lower-case field names)
+        m = re.match(r"^[IWEF](\d\d)(\d\d) (\d\d:\d\d:\d\d\.\d{6}) +\d+ [\w.]+:\d+\] ", line)
+        assert m, line
+        datetime.datetime(2000, int(m.group(1)), int(m.group(2)))  # a real month and day
 
 
 def test_iter_size_matches_a_bigger_batch(tiny):
