@@ -35,6 +35,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     _flag(p, "gpu", default=None, help="GPU id (CUDA builds); omitted: CPU")
     _flag(p, "log", default=None, help="write the glog lines to FILE instead of stderr")
     _flag(p, "data_workers", type=int, default=None, help="Data layer decoding workers")
+    _flag(p, "level", type=int, default=0, help="the net state's level (Caffe's -level)")
+    _flag(p, "stage", default="", help="comma-separated net state stages (Caffe's -stage)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,8 +112,19 @@ def cmd_train(args) -> int:
     param = load_solver(args.solver, resolve_snapshot_prefix=True)
     if args.random_seed is not None:
         param.random_seed = args.random_seed
-    weights = [args.weights] if args.weights else []
-    solver = SGDSolver(param, log=log, weights=weights, device=device, data_workers=args.data_workers)
+    param.train_state.level = args.level  # caffe train always sets these from its flags
+    param.train_state.stage.extend(args.stage.split(","))
+    if args.gpu is None and param.HasField("solver_mode") and param.solver_mode == param.GPU:
+        if torch.cuda.is_available():  # caffe train: the solver's GPU mode and device_id
+            device = f"cuda:{param.device_id}"
+            log("use_gpu", f"Using GPUs {param.device_id}")
+        else:
+            log("use_gpu", "solver_mode is GPU but no CUDA device is available: running on the CPU", "W")
+    if args.snapshot or args.weights:
+        param.ClearField("weights")
+    if args.weights:
+        param.weights.append(args.weights)
+    solver = SGDSolver(param, log=log, device=device, data_workers=args.data_workers)
     effect = {"stop": Action.STOP, "snapshot": Action.SNAPSHOT, "none": Action.NONE}
     solver.signal_effects = {"SIGINT": effect[args.sigint_effect], "SIGTERM": effect[args.sigterm_effect],
                              "SIGHUP": effect[args.sighup_effect]}
@@ -119,11 +132,12 @@ def cmd_train(args) -> int:
     if args.log:  # stderr is free for a progress bar
         bar = Progress(param.max_iter, "train", enabled=sys.stderr.isatty())
         bar.n = 0
-    if args.snapshot:
-        log("resuming", f"Resuming from {args.snapshot}")
-    log("start", "Starting Optimization")
     try:
-        solver.solve(args.snapshot, progress=(lambda it, loss: bar.update(it - bar.n)) if bar else None)
+        if args.snapshot:
+            log("resuming", f"Resuming from {args.snapshot}")
+            solver.restore(args.snapshot)
+        log("start", "Starting Optimization")
+        solver.solve(progress=(lambda it, loss: bar.update(it - bar.n)) if bar else None)
     finally:
         if bar:
             bar.close()
@@ -135,8 +149,8 @@ def cmd_train(args) -> int:
 def _load_net(args, phase, log, device):
     from prototxt_like import caffe_pb2
     from .net import Net
-    net = Net(args.model, getattr(caffe_pb2, phase), rng=_rng(args.random_seed), device=device,
-              data_workers=args.data_workers)
+    net = Net(args.model, getattr(caffe_pb2, phase), level=args.level, stages=args.stage.split(","),
+              rng=_rng(args.random_seed), device=device, data_workers=args.data_workers)
     if args.weights:
         for w in args.weights.split(","):
             net.copy_trained_layers_from(w)
@@ -187,7 +201,7 @@ def cmd_time(args) -> int:
     log("cli", f"Testing for {args.iterations} iterations.")
     t_all = time.perf_counter()
     timing = time_net(net, args.iterations, lambda it, ms: log(
-        "cli", f"Iteration: {it + 1} forward-backward time: {int(ms)} ms."))
+        "cli", f"Iteration: {it + 1} forward-backward time: {g(ms)} ms."))
     log("cli", "Average time per layer: ")
     for name, f, b in zip(timing.layers, timing.forward_ms, timing.backward_ms):
         log("cli", f"{name:>10}\tforward: {g(f)} ms.")

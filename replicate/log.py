@@ -8,6 +8,7 @@ prints a float (6 significant digits, ``%g``).
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import sys
 import threading
@@ -20,19 +21,21 @@ WHERE = {
     "resuming": "caffe.cpp:235", "restore": "sgd_solver.cpp:336", "start": "caffe.cpp:239",
     "solving": "solver.cpp:289", "policy": "solver.cpp:290", "iteration": "solver.cpp:239",
     "train_output": "solver.cpp:258", "lr": "sgd_solver.cpp:112", "testing": "solver.cpp:347",
-    "test_loss": "solver.cpp:406", "test_output": "solver.cpp:414", "snapshot_model": "solver.cpp:464",
+    "test_loss": "solver.cpp:401", "test_output": "solver.cpp:414", "snapshot_model": "solver.cpp:464",
     "snapshot_state": "sgd_solver.cpp:284", "final_loss": "solver.cpp:327", "done": "solver.cpp:332",
-    "caffe_done": "caffe.cpp:250", "stopped": "solver.cpp:316", "clip": "sgd_solver.cpp:95",
-    "multistep": "sgd_solver.cpp:45", "net": "net.cpp:284", "test_interrupted": "solver.cpp:399",
-    "cli": "caffe.cpp:0",
+    "caffe_done": "caffe.cpp:250", "stopped": "solver.cpp:311", "clip": "sgd_solver.cpp:99",
+    "multistep": "sgd_solver.cpp:50", "net": "net.cpp:284", "test_interrupted": "solver.cpp:396",
+    "cli": "caffe.cpp:0", "train_net_param": "solver.cpp:88", "train_net_file": "solver.cpp:92",
+    "net_param": "solver.cpp:97", "net_file": "solver.cpp:102", "use_gpu": "caffe.cpp:204",
+    "snapshot_prefix": "caffe.cpp:0", "restoring": "solver.cpp:297",
 }
 
 
 def g(x) -> str:
     """A float as C++ ``ostream << float`` prints it (precision 6)."""
     x = float(x)
-    if x != x:
-        return "nan" if str(x)[0] != "-" else "-nan"
+    if x != x:  # glibc prints the sign bit of a NaN
+        return "-nan" if math.copysign(1.0, x) < 0 else "nan"
     if x in (float("inf"), float("-inf")):
         return "inf" if x > 0 else "-inf"
     return "%g" % x

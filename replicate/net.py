@@ -162,8 +162,7 @@ class Net:
             param_copy.state.CopyFrom(state)
         if phase is not None:
             param_copy.state.phase = phase
-        if stages:
-            param_copy.state.ClearField("stage")
+        if stages:  # Net(file, phase, level, stages) adds them to the file's own
             param_copy.state.stage.extend(stages)
         if level is not None:
             param_copy.state.level = level

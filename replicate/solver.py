@@ -75,11 +75,22 @@ class SGDSolver:
         if param.snapshot and not param.HasField("snapshot_prefix"):
             raise SolverError("In solver params, snapshot is specified but snapshot_prefix is not")
         self.log("solver_init", "Initializing solver from parameters: \n" + _text(param).rstrip("\n"))
+        if param.average_loss < 1:
+            raise SolverError("average_loss should be non-negative.")
+        if param.snapshot:
+            probe = f"{param.snapshot_prefix}_iter_0.tempfile"  # Caffe's CheckSnapshotWritePermissions
+            try:
+                open(probe, "w").close()
+                os.remove(probe)
+            except OSError as e:
+                raise SolverError(f"Cannot write to snapshot prefix '{param.snapshot_prefix}'.  Make sure that the "
+                                  f"directory exists and is writable. ({e})") from None
         seed = param.random_seed if param.random_seed >= 0 else int.from_bytes(os.urandom(4), "little")
         self.rng = CaffeRNG(seed)
         self.device = device
         self.data_workers = data_workers
-        self.weights = list(param.weights) + list(weights)
+        # caffe train: -weights replaces the solver's `weights` (and -snapshot clears them)
+        self.weights = list(weights) if weights else list(param.weights)
         self.net = self._train_net()
         self.test_nets = self._test_nets()
         self.iter = 0
@@ -93,33 +104,44 @@ class SGDSolver:
         self.log("scaffold", "Solver scaffolding done.")
 
     # -- nets --------------------------------------------------------------------------------
-    def _net_param(self, which: str):
+    def _net_param(self):
+        """The train net's NetParameter and Caffe's words for where it came from."""
         p = self.param
-        if which == "train":
-            sources = [(p.HasField("train_net_param"), lambda: p.train_net_param, "train_net_param"),
-                       (p.HasField("train_net"), lambda: load_net(p.train_net), f"net file: {p.train_net}"),
-                       (p.HasField("net_param"), lambda: p.net_param, "net_param"),
-                       (p.HasField("net"), lambda: load_net(p.net), f"net file: {p.net}")]
-            given = [s for s in sources if s[0]]
-            if len(given) != 1:
-                raise SolverError("SolverParameter must specify exactly one of train_net_param, train_net, "
-                                  "net_param or net")
-            return given[0][1](), given[0][2]
-        raise AssertionError(which)
+        sources = [(p.HasField("train_net_param"), lambda: p.train_net_param, "train_net_param",
+                    "Creating training net specified in train_net_param."),
+                   (p.HasField("train_net"), lambda: load_net(p.train_net), "train_net_file",
+                    f"Creating training net from train_net file: {p.train_net}"),
+                   (p.HasField("net_param"), lambda: p.net_param, "net_param",
+                    "Creating training net specified in net_param."),
+                   (p.HasField("net"), lambda: load_net(p.net), "net_file",
+                    f"Creating training net from net file: {p.net}")]
+        given = [src for src in sources if src[0]]
+        if len(given) != 1:
+            raise SolverError("SolverParameter must specify exactly one of train_net_param, train_net, "
+                              "net_param or net")
+        _, load, key, message = given[0]
+        return load(), key, message
 
     def _load_weights(self, net: Net) -> None:
         for w in self.weights:
             for f in w.split(","):
+                f = f.strip()
                 self.log("finetune", f"Finetuning from {f}")
                 net.copy_trained_layers_from(f)
 
+    @staticmethod
+    def _state(phase: int, net_state, extra=None) -> caffe_pb2.NetState:
+        """Caffe's order: the phase first, then the net's own state, then the solver's."""
+        state = caffe_pb2.NetState(phase=phase)
+        state.MergeFrom(net_state)
+        if extra is not None:
+            state.MergeFrom(extra)
+        return state
+
     def _train_net(self) -> Net:
-        param, what = self._net_param("train")
-        self.log("train_net", f"Creating training net from {what}")
-        state = caffe_pb2.NetState()
-        state.CopyFrom(param.state)
-        state.MergeFrom(self.param.train_state)
-        state.phase = caffe_pb2.TRAIN
+        param, key, message = self._net_param()
+        self.log(key, message)
+        state = self._state(caffe_pb2.TRAIN, param.state, self.param.train_state)
         net = Net(param, state=state, rng=self.rng, device=self.device, data_workers=self.data_workers)
         net.release_after_backward = True  # only the outputs are read between passes
         self._load_weights(net)
@@ -127,30 +149,24 @@ class SGDSolver:
 
     def _test_nets(self) -> List[Net]:
         p = self.param
-        specs = []
-        for tp in p.test_net_param:
-            specs.append((tp, "test_net_param"))
-        for tf in p.test_net:
-            specs.append((load_net(tf), f"net file: {tf}"))
-        remaining = len(p.test_iter) - len(specs)
-        if remaining > 0 and (p.HasField("net") or p.HasField("net_param")):
-            base, what = self._net_param("train")
-            specs += [(base, what)] * remaining
-        if len(p.test_iter) != len(specs):
-            if p.test_interval and len(p.test_iter) < len(specs):
-                raise SolverError(f"test_iter must be specified for each test network ({len(specs)})")
-            if p.test_iter:
-                raise SolverError(f"{len(p.test_iter)} test_iter values for {len(specs)} test nets")
-        if len(p.test_state) not in (0, len(specs)):
-            raise SolverError("test_state must be unspecified or specified once per test net")
+        specs = [(tp, "test_net_param") for tp in p.test_net_param]
+        specs += [(load_net(tf), f"test_net file: {tf}") for tf in p.test_net]
+        generic = p.HasField("net") or p.HasField("net_param")
+        if (len(p.test_iter) < len(specs)) if generic else (len(p.test_iter) != len(specs)):
+            raise SolverError("test_iter must be specified for each test network.")
+        if generic and len(p.test_iter) > len(specs):
+            base = p.net_param if p.HasField("net_param") else load_net(p.net)
+            what = "net_param" if p.HasField("net_param") else f"net file: {p.net}"
+            specs += [(base, what)] * (len(p.test_iter) - len(specs))
+        if p.test_state and len(p.test_state) != len(specs):
+            raise SolverError("test_state must be unspecified or specified once per test net.")
+        if specs and p.test_interval <= 0:
+            raise SolverError(f"test_interval must be positive when there are test nets ({len(specs)} here; "
+                              "Caffe: CHECK_GT(test_interval, 0))")
         nets = []
         for i, (param, what) in enumerate(specs):
             self.log("test_net", f"Creating test net (#{i}) specified by {what}")
-            state = caffe_pb2.NetState()
-            state.CopyFrom(param.state)
-            if p.test_state:
-                state.MergeFrom(p.test_state[i])
-            state.phase = caffe_pb2.TEST
+            state = self._state(caffe_pb2.TEST, param.state, p.test_state[i] if p.test_state else None)
             net = Net(param, state=state, rng=self.rng, device=self.device, data_workers=self.data_workers)
             self._load_weights(net)
             nets.append(net)
@@ -166,6 +182,8 @@ class SGDSolver:
         policy = p.lr_policy
         base = f32(p.base_lr)
         gamma = f32(p.gamma)
+        if policy in ("step", "exp", "inv", "multistep", "sigmoid") and gamma < 0:
+            raise SolverError(f"lr_policy {policy} needs gamma >= 0, got {p.gamma}")
         if policy == "fixed":
             return base
         if policy == "step":
@@ -202,11 +220,11 @@ class SGDSolver:
         momentum = f32(p.momentum)
         wd = f32(p.weight_decay)
         reg = p.regularization_type
-        if reg not in ("L1", "L2"):
-            raise SolverError(f"Unknown regularization type: {reg}")
         for i, blob in enumerate(self.net.learnable):
             local_rate = f32(rate * f32(self.net.params_lr[i]))
             local_decay = f32(wd * f32(self.net.params_decay[i]))
+            if local_decay and reg not in ("L1", "L2"):  # Caffe checks inside Regularize only
+                raise SolverError(f"Unknown regularization type: {reg}")
             R.sgd_update(blob.data, blob.diff, self.history[i], float(local_rate), float(momentum),
                          float(local_decay), reg, scale)
         self.iter += 1
@@ -295,6 +313,7 @@ class SGDSolver:
         self.log("policy", f"Learning Rate Policy: {self.param.lr_policy}")
         self.requested_early_exit = False
         if resume_file:
+            self.log("restoring", f"Restoring previous solver status from {resume_file}")
             self.restore(resume_file)
         start_iter = self.iter
         with self._signals():
@@ -394,7 +413,13 @@ class SGDSolver:
                               f"the net has {len(self.history)} learnable blobs)")
         self.log("restore", "SGDSolver: restoring history")
         for i, h in enumerate(history):
-            self.history[i] = torch.from_numpy(np.ascontiguousarray(h, dtype=np.float32)).to(self.device)
+            shape = tuple(self.history[i].shape)
+            if h.size != self.history[i].numel():
+                raise SolverError(f"{state_file}: history blob {i} ({self.net.learnable_names[i]}) has "
+                                  f"{h.size} values, the net's blob {shape}")
+            # Blob::FromProto reshapes (legacy 4-D history blobs included)
+            self.history[i] = torch.from_numpy(np.ascontiguousarray(h, dtype=np.float32).reshape(shape)).to(
+                self.device)
 
     # -- signals -----------------------------------------------------------------------------
     def request(self, action: int) -> None:
@@ -408,10 +433,12 @@ class SGDSolver:
                 self.old = {}
                 for name, effect in solver.signal_effects.items():
                     sig = getattr(signal, name, None)
-                    if sig is None or effect == Action.NONE:
+                    if sig is None:
                         continue
+                    handler = signal.SIG_IGN if effect == Action.NONE else (
+                        lambda s, f, e=effect: solver.request(e))
                     try:
-                        self.old[sig] = signal.signal(sig, lambda s, f, e=effect: solver.request(e))
+                        self.old[sig] = signal.signal(sig, handler)
                     except ValueError:  # not the main thread
                         pass
                 return self

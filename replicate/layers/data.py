@@ -21,11 +21,11 @@ class Data(Layer):
         except ImportError as e:  # pragma: no cover - the package ships replicate.data
             raise self.error(f"the Data layer is not available: {e}") from None
         seed = None
-        if data_mod.needs_rand(param.transform_param, ctx.phase):
+        if data_mod.needs_rand(param.transform_param, param.phase):
             ctx.rng.rand()
             seed = ctx.rng.rand()
         ctx.rng.rand()  # StartInternalThread's seed
-        self.source = data_mod.open_source(param, ctx.phase, rng_seed=seed, workers=ctx.data_workers)
+        self.source = data_mod.open_source(param, param.phase, rng_seed=seed, workers=ctx.data_workers)
 
     def forward(self, bottoms):
         if self.ctx.shape_only:

@@ -22,7 +22,7 @@ class Dropout(Layer):
 
     def forward(self, bottoms):
         x = bottoms[0]
-        if self.ctx.phase != caffe_pb2.TRAIN or self.ctx.shape_only:
+        if self.param.phase != caffe_pb2.TRAIN or self.ctx.shape_only:
             return [x]
         mask = self.ctx.rng.dropout_mask(tuple(x.shape), self.ratio)
         self.mask = torch.from_numpy(mask).to(x.device)
@@ -31,7 +31,7 @@ class Dropout(Layer):
     def backward(self, tops, top_diffs, propagate_down, bottoms):
         if not propagate_down[0]:
             return [None]
-        if self.ctx.phase != caffe_pb2.TRAIN:
+        if self.param.phase != caffe_pb2.TRAIN:
             return [top_diffs[0]]
         return [torch.ops.replicate.dropout_backward(top_diffs[0], self.mask, self.ratio)]
 

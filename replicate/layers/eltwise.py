@@ -1,4 +1,4 @@
-"""Eltwise PROD / SUM (coefficients, sums through caffe_axpy) / MAX (first maximum), as Caffe."""
+"""Eltwise PROD / SUM (coefficients, sums through caffe_axpy) / MAX (Caffe's tie rule), as Caffe."""
 from __future__ import annotations
 
 import torch
@@ -22,8 +22,8 @@ class Eltwise(Layer):
         n = len(param.bottom)
         if p.coeff and len(p.coeff) != n:
             raise self.error(f"{len(p.coeff)} coeffs for {n} bottoms")
-        if p.coeff and self.op != _E.SUM:
-            raise self.error("coefficients are only for SUM")
+        if p.coeff and self.op == _E.PROD:
+            raise self.error("Eltwise layer only takes coefficients for summation.")
         self.coeff = [float(c) for c in p.coeff] or [1.0] * n
         self.stable = p.stable_prod_grad
         self.argmax = None
@@ -42,10 +42,14 @@ class Eltwise(Layer):
             for c, b in zip(self.coeff, bottoms):
                 R.axpy(c, b, top)
             return [top]
-        # MAX: strict > keeps the first maximum
-        top = bottoms[0].clone()
-        idx = torch.zeros(top.shape, dtype=torch.int32, device=top.device)
-        for i, b in enumerate(bottoms[1:], 1):
+        # MAX as Caffe: bottom 0 wins over bottom 1 only if strictly greater (a tie, or a NaN, goes
+        # to bottom 1); each later bottom must be strictly greater than the running maximum
+        a, b = bottoms[0], bottoms[1]
+        first = a > b
+        top = torch.where(first, a, b)
+        idx = torch.where(first, torch.zeros((), dtype=torch.int32, device=a.device),
+                          torch.ones((), dtype=torch.int32, device=a.device)).expand(a.shape).contiguous()
+        for i, b in enumerate(bottoms[2:], 2):
             better = b > top
             top = torch.where(better, b, top)
             idx = torch.where(better, torch.full_like(idx, i), idx)

@@ -29,6 +29,9 @@ class SoftmaxWithLoss(Layer):
     def forward(self, bottoms):
         x, label = bottoms
         self.axis = axis_index(self.param.softmax_param.axis, x.dim(), self)
+        if label.dim() == 0 or x.shape[0] != label.shape[0]:
+            raise self.error(f"The data and label should have the same first dimension (scores {tuple(x.shape)}, "
+                             f"label {tuple(label.shape)})")
         outer = x.numel() // x.shape[self.axis]
         if label.numel() != outer:
             raise self.error(f"label count {label.numel()} must equal the outer count {outer} of the scores "

@@ -59,11 +59,23 @@ def test_eltwise():
                   'eltwise_param { operation: PROD } }', {"a": a, "b": b}, "e")
     assert torch.equal(net.blobs["e"].data, a * b) and torch.equal(net.blobs["a"].diff, b * td)
     b2 = b.clone()
-    b2[0, 0, 0, 0] = a[0, 0, 0, 0]  # a tie: Caffe keeps the first bottom
+    b2[0, 0, 0, 0] = a[0, 0, 0, 0]  # a tie between bottoms 0 and 1: Caffe's `a > b ? a : b` picks bottom 1
     net, td = run('layer { name: "e" type: "Eltwise" bottom: "a" bottom: "b" top: "e" '
                   'eltwise_param { operation: MAX } }', {"a": a, "b": b2}, "e")
     assert torch.equal(net.blobs["e"].data, torch.maximum(a, b2))
-    assert net.blobs["a"].diff[0, 0, 0, 0] == td[0, 0, 0, 0] and net.blobs["b"].diff[0, 0, 0, 0] == 0
+    assert net.blobs["b"].diff[0, 0, 0, 0] == td[0, 0, 0, 0] and net.blobs["a"].diff[0, 0, 0, 0] == 0
+    assert torch.equal(net.blobs["a"].diff + net.blobs["b"].diff, td)
+    # from the third bottom on, only a strictly greater value takes over (a tie stays earlier)
+    three = TWO.replace('top: "a" top: "b"', 'top: "a" top: "b" top: "c"')
+    net = Net(parse_text(three + 'layer { name: "e" type: "Eltwise" bottom: "a" bottom: "b" bottom: "c" top: "e" '
+                         'eltwise_param { operation: MAX coeff: 1 coeff: 1 coeff: 1 } }', caffe_pb2.NetParameter),
+              caffe_pb2.TEST)
+    c = torch.maximum(a, b2).clone()
+    net.blobs["a"].data, net.blobs["b"].data, net.blobs["c"].data = a, b2, c
+    net.forward()
+    net.blobs["e"].diff = td
+    net.backward()
+    assert not net.blobs["c"].diff.any() if net.blobs["c"].diff is not None else True
     assert torch.equal(net.blobs["a"].diff + net.blobs["b"].diff, td)
 
 

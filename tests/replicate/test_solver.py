@@ -210,3 +210,21 @@ def test_sighup_snapshots_and_continues(tiny):
     assert p.poll() is None, "SIGHUP must not stop training"
     p.send_signal(signal.SIGINT)
     assert p.wait(timeout=60) == 0
+
+
+def test_solver_checks(tiny):
+    def sp(text):
+        return parse_text(text, caffe_pb2.SolverParameter)
+    with pytest.raises(ValueError, match="test_interval must be positive"):
+        SGDSolver(sp((SOLVER % 5).replace("test_interval: 5", "")), log=NullLog())
+    with pytest.raises(ValueError, match="average_loss"):
+        solver("average_loss: 0\n")
+    with pytest.raises(ValueError, match="Cannot write to snapshot prefix 'nodir/snap'"):
+        SGDSolver(sp((SOLVER % 5).replace('"snap"', '"nodir/snap"') + "snapshot: 2\n"), log=NullLog())
+    with pytest.raises(ValueError, match="missing.caffemodel"):
+        solver('weights: "missing.caffemodel"\n')
+    s = solver()
+    s.net.save("w.caffemodel")
+    s.close()
+    # weights given to the solver replace the solver file's `weights` (caffe train's -weights)
+    SGDSolver(sp(SOLVER % 5 + 'weights: "missing.caffemodel"\n'), log=NullLog(), weights=["w.caffemodel"]).close()
