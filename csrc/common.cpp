@@ -12,16 +12,22 @@ std::string shape_str(at::IntArrayRef s) {
   return os.str();
 }
 
-void check_input(const char* op, const char* arg, const at::Tensor& t, int64_t dim,
-                 const char* expected_shape) {
+void check_tensor(const char* op, const char* arg, const at::Tensor& t, int64_t dim, const char* expected_shape,
+                  c10::DeviceType device) {
   TORCH_CHECK(t.defined(), op, ": argument '", arg, "' is undefined; expected ", expected_shape);
-  TORCH_CHECK(t.device().is_cpu(), op, ": argument '", arg, "' is on ", t.device(),
-              "; this kernel expects a CPU tensor of shape ", expected_shape);
+  TORCH_CHECK(t.device().type() == device, op, ": argument '", arg, "' is on ", t.device(),
+              "; this kernel expects a ", device == c10::DeviceType::CPU ? "CPU" : "CUDA", " tensor of shape ",
+              expected_shape);
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, op,
               ": argument '", arg, "' has dtype ", t.scalar_type(),
               "; expected float32 or float64 of shape ", expected_shape);
   TORCH_CHECK(dim < 0 || t.dim() == dim, op, ": argument '", arg, "' has shape ",
               shape_str(t.sizes()), "; expected ", expected_shape);
+}
+
+void check_same_device(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref) {
+  TORCH_CHECK(t.device() == ref.device(), op, ": argument '", arg, "' is on ", t.device(), "; expected ",
+              ref.device(), " like the input");
 }
 
 void check_same_dtype(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref) {
@@ -44,8 +50,9 @@ at::Tensor param_diff_out(const char* op, const char* arg, bool wanted, const st
                           at::IntArrayRef shape, const at::Tensor& like) {
   if (!wanted) return at::empty({0}, like.options());
   if (!acc) return at::zeros(shape, like.options());
-  check_input(op, arg, *acc, static_cast<int64_t>(shape.size()), shape_str(shape).c_str());
+  check_tensor(op, arg, *acc, static_cast<int64_t>(shape.size()), shape_str(shape).c_str(), like.device().type());
   check_same_dtype(op, arg, *acc, like);
+  check_same_device(op, arg, *acc, like);
   check_shape(op, arg, *acc, shape);
   return acc->clone(at::MemoryFormat::Contiguous);
 }

@@ -18,15 +18,22 @@ inline T caffe_param(double v) { return static_cast<T>(static_cast<float>(v)); }
 
 std::string shape_str(at::IntArrayRef s);
 
-// A floating tensor (float32/float64) on the CPU with `dim` dimensions (-1: any).
-// Errors name the op, the argument and the expected shape.
-void check_input(const char* op, const char* arg, const at::Tensor& t, int64_t dim,
-                 const char* expected_shape);
+// A floating tensor (float32/float64) on a device of type `device` with `dim` dimensions (-1: any).
+// Errors name the op, the argument and the expected shape.  check_input is the CPU kernels' form;
+// the CUDA glue's check_cuda is the same check for CUDA tensors.
+void check_tensor(const char* op, const char* arg, const at::Tensor& t, int64_t dim, const char* expected_shape,
+                  c10::DeviceType device);
+inline void check_input(const char* op, const char* arg, const at::Tensor& t, int64_t dim,
+                        const char* expected_shape) {
+  check_tensor(op, arg, t, dim, expected_shape, c10::DeviceType::CPU);
+}
+void check_same_device(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref);
 void check_same_dtype(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref);
 void check_shape(const char* op, const char* arg, const at::Tensor& t, at::IntArrayRef shape);
 void check_int_tensor(const char* op, const char* arg, const at::Tensor& t, at::ScalarType st);
 // A parameter diff for a backward op: empty when not requested (mask off), else a contiguous
 // copy of the accumulator the caller passes (Caffe accumulates into param diffs), else zeros.
+// The accumulator must be a tensor like `like` (same device type, device and dtype).
 at::Tensor param_diff_out(const char* op, const char* arg, bool wanted, const std::optional<at::Tensor>& acc,
                           at::IntArrayRef shape, const at::Tensor& like);
 

@@ -10,6 +10,7 @@
 // beta 1, bias diff GEMV, bottom GEMM) in both modes; the seam picks cuBLAS or torch.
 #include <ATen/Context.h>
 
+#include "../conv.h"
 #include "../cpu/im2col.h"
 #include "blas.h"
 #include "glue.h"
@@ -22,43 +23,15 @@ namespace {
 constexpr auto N_ = blas::NoTrans;
 constexpr auto T_ = blas::Trans;
 
-struct Conv {
-  cpu::ConvGeom g;
-  int64_t num, out_channels, group, S, kernel_dim;
-  bool is_1x1;
-  int64_t in_dim() const { return g.channels * g.height * g.width; }
-  int64_t out_dim() const { return out_channels * S; }
-  int64_t col_rows() const { return kernel_dim * group; }
-  int64_t M() const { return out_channels / group; }
-  cuda::ConvShape shape() const {
-    return {g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.pad_h, g.pad_w,
-            g.stride_h, g.stride_w, g.dilation_h, g.dilation_w};
-  }
-};
+cuda::ConvShape conv_shape(const Conv& c) {
+  const cpu::ConvGeom& g = c.g;
+  return {g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.pad_h, g.pad_w,
+          g.stride_h, g.stride_w, g.dilation_h, g.dilation_w};
+}
 
 Conv setup(const char* op, const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
            at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group) {
-  check_cuda(op, "input", input, 4, "(N, C, H, W)");
-  check_cuda(op, "weight", weight, 4, "(num_output, C / group, kh, kw)");
-  check_same_dtype(op, "weight", weight, input);
-  check_same_device(op, "weight", weight, input);
-  TORCH_CHECK(group > 0, op, ": group must be positive, got ", group);
-  const int64_t C = input.size(1), Cout = weight.size(0);
-  TORCH_CHECK(C % group == 0 && Cout % group == 0, op, ": input channels (", C, ") and num_output (", Cout,
-              ") must be multiples of group (", group, ")");
-  TORCH_CHECK(weight.size(1) == C / group, op, ": argument 'weight' has shape ", shape_str(weight.sizes()),
-              "; expected (", Cout, ", ", C / group, ", kh, kw) for ", C, " input channels and group ", group);
-  Conv c;
-  c.g = cpu::conv_geometry(op, C, input.size(2), input.size(3), {weight.size(2), weight.size(3)}, pad, stride,
-                           dilation);
-  c.num = input.size(0);
-  c.out_channels = Cout;
-  c.group = group;
-  c.S = c.g.out_h() * c.g.out_w();
-  c.kernel_dim = (C / group) * c.g.kernel_h * c.g.kernel_w;
-  c.is_1x1 = c.g.kernel_h == 1 && c.g.kernel_w == 1 && c.g.stride_h == 1 && c.g.stride_w == 1 &&
-             c.g.pad_h == 0 && c.g.pad_w == 0;
-  return c;
+  return conv_setup(op, input, weight, stride, pad, dilation, group, c10::DeviceType::CUDA);
 }
 
 bool exact() { return blas::mode() == blas::Mode::Exact; }
@@ -68,7 +41,7 @@ at::Tensor columns(const Conv& c, const at::Tensor& x) {
   if (c.is_1x1) return x.view({c.num, c.col_rows(), c.S});
   at::Tensor col = at::empty({c.num, c.col_rows(), c.S}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "im2col", [&] {
-    REPLICATE_CUDA_OK(cuda::im2col<scalar_t>(x.data_ptr<scalar_t>(), c.num, c.shape(), col.data_ptr<scalar_t>(),
+    REPLICATE_CUDA_OK(cuda::im2col<scalar_t>(x.data_ptr<scalar_t>(), c.num, conv_shape(c), col.data_ptr<scalar_t>(),
                                              stream()));
   });
   return col;
@@ -124,8 +97,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
   check_same_device(op, "grad_output", grad_output, input);
   check_shape(op, "grad_output", grad_output, {c.num, c.out_channels, c.g.out_h(), c.g.out_w()});
   const c10::cuda::CUDAGuard guard(input.device());
-  at::Tensor gw = param_diff(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
-  at::Tensor gb = param_diff(op, "bias_diff", output_mask[2], bias_diff, {c.out_channels}, input);
+  at::Tensor gw = param_diff_out(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
+  at::Tensor gb = param_diff_out(op, "bias_diff", output_mask[2], bias_diff, {c.out_channels}, input);
   at::Tensor gx = output_mask[0] ? at::empty(input.sizes(), input.options()) : at::empty({0}, input.options());
   const at::Tensor x = input.contiguous(), w = weight.contiguous(), td = grad_output.contiguous();
   const at::Tensor col = output_mask[1] ? columns(c, x) : at::Tensor();
@@ -171,7 +144,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
   }
   if (output_mask[0] && !c.is_1x1) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "col2im", [&] {
-      REPLICATE_CUDA_OK(cuda::col2im<scalar_t>(col_diff.data_ptr<scalar_t>(), c.num, c.shape(),
+      REPLICATE_CUDA_OK(cuda::col2im<scalar_t>(col_diff.data_ptr<scalar_t>(), c.num, conv_shape(c),
                                                gx.data_ptr<scalar_t>(), stream()));
     });
   }
@@ -229,8 +202,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ip_backward(
   check_shape(op, "grad_output", grad_output, {M, N});
   const c10::cuda::CUDAGuard guard(input.device());
   const at::Tensor x = input.contiguous(), w = weight.contiguous(), td = grad_output.contiguous();
-  at::Tensor gw = param_diff(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
-  at::Tensor gb = param_diff(op, "bias_diff", output_mask[2], bias_diff, {N}, input);
+  at::Tensor gw = param_diff_out(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
+  at::Tensor gb = param_diff_out(op, "bias_diff", output_mask[2], bias_diff, {N}, input);
   at::Tensor gx = output_mask[0] ? at::empty({M, K}, x.options()) : at::empty({0}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "replicate_cuda", [&] {
     using T = scalar_t;
