@@ -274,10 +274,7 @@ def cmd_blobs(args) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("plan", "sweep", "report"):
-        try:
-            from .experiments.__main__ import main as exp_main
-        except ImportError:
-            raise SystemExit(f"'{argv[0]}' is not available yet (the experiment grid arrives with issue 6)")
+        from .experiments.__main__ import main as exp_main
         return exp_main(argv)
     args = build_parser().parse_args(argv)
     from prototxt_like.errors import CaffeFormatError
