@@ -1,6 +1,6 @@
 """``python -m replicate``: a drop-in for Caffe 1.0's ``caffe`` tool, plus the comparison tool.
 
-    python -m replicate train -solver S [-weights W[,W2]] [-snapshot STATE] [-gpu N]
+    python -m replicate train -solver S [-weights W[,W2]] [-snapshot STATE [-caffe_resume]] [-gpu N]
     python -m replicate test  -model M -weights W [-iterations N]
     python -m replicate time  -model M [-weights W] [-iterations N]
     python -m replicate blobs -model M [-weights W] [-inputs IN.npz] -out OUT.npz [-phase TEST|TRAIN]
@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a net (caffe train)")
     _flag(p, "solver", required=True, help="solver prototxt")
     _flag(p, "weights", default=None, help="comma-separated .caffemodel files to fine-tune from")
-    _flag(p, "snapshot", default=None, help=".solverstate to resume from")
+    _flag(p, "snapshot", default=None, help=".solverstate to resume from (exactly, with its .resume sidecar)")
+    p.add_argument("-caffe_resume", "--caffe_resume", "--caffe-resume", dest="caffe_resume", action="store_true",
+                   help="ignore the .resume sidecar: restart the random generator and the data layers from the "
+                        "seed and the first record, as Caffe does")
     _flag(p, "sigint_effect", choices=("stop", "snapshot", "none"), default="stop")
     _flag(p, "sigterm_effect", choices=("stop", "snapshot", "none"), default="stop")
     _flag(p, "sighup_effect", choices=("stop", "snapshot", "none"), default="snapshot")
@@ -124,7 +127,8 @@ def cmd_train(args) -> int:
         param.ClearField("weights")
     if args.weights:
         param.weights.append(args.weights)
-    solver = SGDSolver(param, log=log, device=device, data_workers=args.data_workers)
+    solver = SGDSolver(param, log=log, device=device, data_workers=args.data_workers,
+                       caffe_resume=args.caffe_resume)
     effect = {"stop": Action.STOP, "snapshot": Action.SNAPSHOT, "none": Action.NONE}
     solver.signal_effects = {"SIGINT": effect[args.sigint_effect], "SIGTERM": effect[args.sigterm_effect],
                              "SIGHUP": effect[args.sighup_effect]}

@@ -18,6 +18,18 @@ class CaffeRNG:
         self._bits = np.random.MT19937(0)
         self._bits._legacy_seeding(int(seed))
 
+    def get_state(self) -> tuple:
+        """``(key, pos)``: a copy of the generator's 624-word state and its position."""
+        st = self._bits.state["state"]
+        return np.array(st["key"], dtype=np.uint32), int(st["pos"])
+
+    def set_state(self, key, pos: int) -> None:
+        """Continue from a state :meth:`get_state` returned."""
+        key = np.asarray(key, dtype=np.uint32)
+        if key.shape != (624,) or not 0 <= int(pos) <= 624:
+            raise ValueError(f"not an mt19937 state: key of shape {key.shape}, pos {pos}")
+        self._bits.state = {"bit_generator": "MT19937", "state": {"key": key.copy(), "pos": int(pos)}}
+
     def uint32(self, n: int) -> np.ndarray:
         """``n`` raw outputs of the generator, as ``boost::mt19937::operator()`` returns them."""
         return self._bits.random_raw(n).astype(np.uint32)

@@ -9,12 +9,19 @@
 * test every ``test_interval`` (test_initialization, test_compute_loss), smoothed display loss
   (average_loss) in float32, snapshots ``<prefix>_iter_<N>.caffemodel`` + ``.solverstate``
   written atomically, resume from a solverstate, SIGINT/SIGTERM stop (then snapshot, as Caffe's
-  ``snapshot_after_train``) and SIGHUP snapshot.
+  ``snapshot_after_train``) and SIGHUP snapshot;
+* exact resume (not Caffe's): each snapshot also writes ``<prefix>_iter_<N>.resume``, the global
+  RNG state and every Data/MemoryData layer's position before its next batch; restoring it makes a
+  resumed run continue bit for bit as the uninterrupted one (Caffe restarts both from the seed and
+  the first record; ``caffe_resume=True`` or a missing sidecar does that).
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
+import io
+import json
 import math
 import os
 import signal
@@ -55,6 +62,16 @@ class SolverError(ValueError):
     pass
 
 
+RESUME_FORMAT = 1
+RESUME_LOG = "solver.py:0"  # glog location of the resume-kind line (no Caffe counterpart)
+
+
+def resume_path(state_file: str) -> str:
+    """``X.resume`` beside ``X.solverstate``: the exact-resume sidecar."""
+    stem = state_file[: -len(".solverstate")] if state_file.endswith(".solverstate") else state_file
+    return stem + ".resume"
+
+
 class Action:
     NONE, STOP, SNAPSHOT = 0, 1, 2
 
@@ -63,7 +80,7 @@ class SGDSolver:
     """``param``: a SolverParameter or path.  ``log``: a :class:`CaffeLog` (default: stderr)."""
 
     def __init__(self, param, *, log: Optional[CaffeLog] = None, weights: Sequence[str] = (),
-                 device="cpu", data_workers: Optional[int] = None):
+                 device="cpu", data_workers: Optional[int] = None, caffe_resume: bool = False):
         if not isinstance(param, caffe_pb2.SolverParameter):
             param = load_solver(param)
         self.param = param
@@ -89,6 +106,8 @@ class SGDSolver:
         self.rng = CaffeRNG(seed)
         self.device = device
         self.data_workers = data_workers
+        self.caffe_resume = bool(caffe_resume)  # restore() ignores the .resume sidecar
+        self._test_from = None  # (iter, test-net layer states) as the latest test_all began
         # caffe train: -weights replaces the solver's `weights` (and -snapshot clears them)
         self.weights = list(weights) if weights else list(param.weights)
         self.net = self._train_net()
@@ -334,6 +353,10 @@ class SGDSolver:
 
     # -- testing -----------------------------------------------------------------------------
     def test_all(self) -> List[dict]:
+        # a snapshot taken during or after this test but at this iteration resumes into a rerun of
+        # it, so it saves the test nets' positions from before it
+        self._test_from = (self.iter, {(tag, lid): layer.resume_state()
+                                       for tag, lid, layer in self._stateful_layers() if tag != "train"})
         results = []
         for i in range(len(self.test_nets)):
             if self.requested_early_exit:
@@ -394,8 +417,85 @@ class SGDSolver:
             b.data.extend(h.detach().cpu().reshape(-1).tolist())
         path = self.snapshot_filename(".solverstate")
         self.log("snapshot_state", f"Snapshotting solver state to binary proto file {path}")
-        atomic_write(path, serialize(state))
+        data = serialize(state)
+        atomic_write(resume_path(path), self._resume_bytes(hashlib.sha256(data).hexdigest()))  # first
+        atomic_write(path, data)
         return path
+
+    # -- exact resume (the .resume sidecar) --------------------------------------------------
+    def _stateful_layers(self):
+        """``(net tag, layer index, layer)`` of every layer with a data position."""
+        nets = [("train", self.net)] + [(f"test{i}", n) for i, n in enumerate(self.test_nets)]
+        for tag, net in nets:
+            for lid, layer in enumerate(net.layers):
+                if hasattr(layer, "resume_state"):
+                    yield tag, lid, layer
+
+    def _fingerprint(self) -> str:
+        """The nets' structure: layers, blobs, parameter shapes, batch sizes and random transforms."""
+        h = hashlib.sha256()
+        for tag, net in [("train", self.net)] + [(f"test{i}", n) for i, n in enumerate(self.test_nets)]:
+            for lp, layer in zip(net.layer_params, net.layers):
+                t = lp.transform_param
+                h.update(repr((tag, lp.name, lp.type, list(lp.bottom), list(lp.top),
+                               [tuple(p.data.shape) for p in layer.params], lp.data_param.batch_size,
+                               lp.memory_data_param.batch_size, t.crop_size, t.mirror)).encode())
+        return h.hexdigest()
+
+    def _resume_bytes(self, state_sha256: str) -> bytes:
+        key, pos = self.rng.get_state()
+        arrays = {"rng_key": key, "rng_pos": np.int64(pos)}
+        layers = []
+        test_from = self._test_from[1] if self._test_from and self._test_from[0] == self.iter else {}
+        for tag, lid, layer in self._stateful_layers():
+            st = test_from.get((tag, lid))
+            if st is None:
+                st = layer.resume_state()
+            for k, v in st.items():
+                arrays[f"{tag}/{lid}/{k}"] = np.asarray(v)
+            layers.append([tag, lid, layer.name, layer.type])
+        meta = {"format": RESUME_FORMAT, "iter": self.iter, "solverstate_sha256": state_sha256,
+                "fingerprint": self._fingerprint(), "layers": layers}
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+        return buf.getvalue()
+
+    def _restore_resume(self, state_file: str) -> None:
+        """Restore the sidecar of ``state_file`` when it matches; log which kind of resume it is."""
+        path = resume_path(state_file)
+        caffe = "the random generator and the data layers restart from the seed and the first record"
+        if self.caffe_resume:
+            self.log(RESUME_LOG, f"Caffe resume (--caffe-resume): {caffe}")
+            return
+        if not os.path.exists(path):
+            self.log(RESUME_LOG, f"Caffe resume (no {path}): {caffe}")
+            return
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            meta = json.loads(str(arrays.pop("meta")))
+        except Exception as e:
+            raise SolverError(f"{path}: not a resume sidecar ({e}); --caffe-resume ignores it") from None
+        with open(state_file, "rb") as f:
+            sha = hashlib.sha256(f.read()).hexdigest()
+        why = ("format" if meta.get("format") != RESUME_FORMAT else
+               f"iteration {meta.get('iter')}, the solverstate's {self.iter}" if meta.get("iter") != self.iter else
+               "another solverstate" if meta.get("solverstate_sha256") != sha else
+               "another net" if meta.get("fingerprint") != self._fingerprint() else None)
+        if why:
+            self.log(RESUME_LOG, f"Caffe resume ({path} does not match: {why}): {caffe}", "W")
+            return
+        n = 0
+        try:
+            self.rng.set_state(arrays["rng_key"], int(arrays["rng_pos"]))
+            for tag, lid, layer in self._stateful_layers():
+                prefix = f"{tag}/{lid}/"
+                layer.restore_state({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+                n += 1
+        except Exception as e:  # DataSourceError (a key not in the database), LayerError, ...
+            raise SolverError(f"{path}: cannot restore it ({e}); --caffe-resume ignores it") from None
+        self.log(RESUME_LOG, f"Exact resume from {path}: random generator and {n} data layer position(s) "
+                             "restored")
 
     def restore(self, state_file: str) -> None:
         if state_file.endswith(".h5"):
@@ -420,6 +520,7 @@ class SGDSolver:
             # Blob::FromProto reshapes (legacy 4-D history blobs included)
             self.history[i] = torch.from_numpy(np.ascontiguousarray(h, dtype=np.float32).reshape(shape)).to(
                 self.device)
+        self._restore_resume(state_file)
 
     # -- signals -----------------------------------------------------------------------------
     def request(self, action: int) -> None:

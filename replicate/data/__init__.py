@@ -5,6 +5,7 @@ The one entry point the net builder uses::
     source = replicate.data.open_source(layer_param, phase, rng_seed=None, workers=None)
     source.top_shapes()        # [(N, C, H, W), (N,)]  ((N, C, H, W) only for a one-top layer)
     data, label = source.next()  # fresh float32 tensors; label is None for a one-top layer
+    source.resume_state() / source.restore_state(state)  # exact resume (solver snapshots)
     source.close()
 
 Batches come strictly in cursor order whatever the number of workers: each
@@ -88,27 +89,36 @@ class DataSource:
         self.workers = default_workers() if workers is None else max(1, int(workers))
         self._pool: list = []
         self._pool_lock = threading.Lock()
-        depth = prefetch if prefetch is not None else (dp.prefetch or 4)
-        self._pool_max = 2 * (depth + self.workers) + 4
-        self._prefetcher = Prefetcher(self._read_batch, self._make_batch, workers=self.workers,
-                                      depth=depth, name=f"data:{self.name}")
+        self._depth = prefetch if prefetch is not None else (dp.prefetch or 4)
+        self._pool_max = 2 * (self._depth + self.workers) + 4
+        self._state = self._position()  # where the next batch handed out starts
+        self._prefetcher = self._start()
+
+    def _start(self) -> Prefetcher:
+        return Prefetcher(self._read_batch, self._make_batch, workers=self.workers,
+                          depth=self._depth, name=f"data:{self.name}")
+
+    def _position(self):
+        """(cursor key, wrap count, transformer RNG state) before the next record is read."""
+        return self.cursor.key(), self.cursor.wraps, self.rng.get_state() if self.rng else None
 
     def _decode(self, value):
         return self.transformer.decode(self.transformer.parse(value))
 
-    # reader thread: cursor order and random draws, nothing else
+    # reader thread: cursor order and random draws, nothing else; each batch carries the
+    # position after it, which becomes the source's state once the batch is handed out
     def _read_batch(self):
         values = []
         for _ in range(self.batch_size):
             values.append(self.cursor.value())
             self.cursor.next()
         draws = self.rng.uint32(self.batch_size * self._k) if self._k else None
-        return values, draws
+        return values, draws, self._position()
 
     # worker threads
     def _make_batch(self, job):
         import torch
-        values, draws = job
+        values, draws, after = job
         t = self.transformer
         n, k = self.batch_size, self._k
         data = None
@@ -128,7 +138,7 @@ class DataSource:
         except DataSourceError as e:
             raise DataSourceError(f"Data layer {self.name!r}, source {self.path!r}: "
                                   f"{str(e).split(': ', 1)[-1]}") from None
-        return data, label
+        return data, label, after
 
     def _alloc(self, shape):
         """A float32 tensor no one else holds.  Pinned batches come from torch's
@@ -160,7 +170,32 @@ class DataSource:
 
     def next(self):
         """The next batch: ``(data, label)`` float32 tensors (label None for a one-top layer)."""
-        return self._prefetcher.next()
+        data, label, self._state = self._prefetcher.next()
+        return data, label
+
+    def resume_state(self) -> dict:
+        """Arrays that :meth:`restore_state` continues from: the key of the next batch's first
+        record, the wrap count and the transformer's mt19937 state before that batch."""
+        key, wraps, rng = self._state
+        out = {"key": np.frombuffer(key, dtype=np.uint8).copy(), "wraps": np.int64(wraps)}
+        if rng is not None:
+            out["rng_key"], out["rng_pos"] = rng[0], np.int64(rng[1])
+        return out
+
+    def restore_state(self, state) -> None:
+        """Drop the batches read ahead, seek the cursor to the saved key (a tree search), set the
+        transformer's generator and prefetch again from there."""
+        if ("rng_key" in state) != (self.rng is not None):
+            raise DataSourceError(f"Data layer {self.name!r}: the saved state "
+                                  f"{'has' if 'rng_key' in state else 'lacks'} a transformer generator, "
+                                  f"the layer {'does not draw' if self.rng is None else 'draws'} random numbers")
+        self._prefetcher.close()
+        self._prefetcher.wait_reader()
+        self.cursor.seek(np.asarray(state["key"], dtype=np.uint8).tobytes(), int(state["wraps"]))
+        if self.rng is not None:
+            self.rng.set_state(state["rng_key"], int(state["rng_pos"]))
+        self._state = self._position()
+        self._prefetcher = self._start()
 
     def close(self) -> None:
         self._prefetcher.close()

@@ -4,7 +4,8 @@ Both backends iterate in byte order of the keys (LMDB's and LevelDB's default
 comparators), which for ``convert_imageset`` keys (``%08d_<file>``) is the order
 they were written in.  :class:`Cursor` is Caffe's ``db::Cursor`` as the Data
 layer uses it: ``value()`` of the current record, ``next()`` that wraps around
-to the first key at the end (``DataLayer::Next``).
+to the first key at the end (``DataLayer::Next``), and ``seek(key)`` for an
+exact resume.
 
 Read-only guarantees
 --------------------
@@ -94,9 +95,9 @@ class _LMDB:
         self.key, self.env = _acquire("lmdb", path, opener)
         self.txn = self.env.begin(write=False, buffers=False)
 
-    def iterator(self) -> Iterator[tuple[bytes, bytes]]:
+    def iterator(self, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         cur = self.txn.cursor()
-        if not cur.first():
+        if not (cur.first() if start is None else cur.set_range(start)):
             return
         yield from cur.iternext(keys=True, values=True)
 
@@ -128,8 +129,8 @@ class _LevelDB:
 
         self.key, self.db = _acquire("leveldb", path, opener)
 
-    def iterator(self) -> Iterator[tuple[bytes, bytes]]:
-        yield from self.db.iterator(fill_cache=False)
+    def iterator(self, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        yield from self.db.iterator(start=start, fill_cache=False)
 
     def count(self) -> int:
         return sum(1 for _ in self.db.iterator(include_value=False))
@@ -141,8 +142,8 @@ class _LevelDB:
 
 
 def open_db(path, backend="lmdb"):
-    """An open read-only database: ``.iterator()`` yields ``(key, value)``
-    bytes in key order; ``.close()``."""
+    """An open read-only database: ``.iterator(start=None)`` yields ``(key, value)``
+    bytes in key order (from the first key >= ``start``, found by a tree search); ``.close()``."""
     path = os.fspath(path)
     return (_LMDB if _backend_name(backend) == "lmdb" else _LevelDB)(path)
 
@@ -173,6 +174,16 @@ class Cursor:
             self.wraps += 1
             self._it = self.db.iterator()
             self._cur = next(self._it)
+
+    def seek(self, key: bytes, wraps: int = 0) -> None:
+        """Make ``key`` the current record (a B-tree / LSM search, not a scan); ``wraps`` restores
+        the wrap-around count.  The key must be in the database."""
+        key = bytes(key)
+        it = self.db.iterator(start=key)
+        cur = next(it, None)
+        if cur is None or cur[0] != key:
+            raise DataSourceError(f"database {self.path!r} has no record with key {key[:64]!r}")
+        self._it, self._cur, self.wraps = it, cur, int(wraps)
 
     def close(self) -> None:
         self.db.close()

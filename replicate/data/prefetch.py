@@ -93,6 +93,11 @@ class Prefetcher:
         self._slots.release()
         return out
 
+    def wait_reader(self) -> None:
+        """After :meth:`close`: block until the reader thread (the only user of the cursor and
+        the generator) has ended."""
+        self._threads[0].join()
+
     def close(self) -> None:
         if self._stop.is_set():
             return

@@ -37,6 +37,13 @@ class Data(Layer):
             tops.append(label.to(self.ctx.device, non_blocking=True))
         return tops
 
+    def resume_state(self) -> dict:
+        """The data source's position before the next batch (see DataSource.resume_state)."""
+        return self.source.resume_state()
+
+    def restore_state(self, state) -> None:
+        self.source.restore_state(state)
+
     def close(self):
         self.source.close()
 

@@ -2,6 +2,7 @@
 wrapping around; no transformation on this path, as in Caffe."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .base import Layer
@@ -20,6 +21,7 @@ class MemoryData(Layer):
             raise self.error("memory_data_param.batch_size must be positive")
         self.data = self.labels = None
         self.pos = 0
+        self._resume_pos = None
 
     def reset(self, data, labels) -> None:
         data = torch.as_tensor(data, dtype=self.ctx.dtype, device=self.ctx.device)
@@ -30,6 +32,8 @@ class MemoryData(Layer):
             raise self.error(f"{data.shape[0]} items and {labels.shape[0]} labels: need equal counts, "
                              f"a multiple of batch_size {self.batch_size}")
         self.data, self.labels, self.pos = data, labels, 0
+        if self._resume_pos is not None:
+            self._apply_resume_pos()
 
     def forward(self, bottoms):
         if self.ctx.shape_only:
@@ -41,6 +45,24 @@ class MemoryData(Layer):
         tops = [self.data[self.pos:self.pos + b], self.labels[self.pos:self.pos + b]]
         self.pos = (self.pos + b) % self.data.shape[0]
         return tops[: self.n_tops]
+
+    def resume_state(self) -> dict:
+        """The position of the next batch in the arrays (Reset's arrays are not saved)."""
+        return {"pos": np.int64(self.pos)}
+
+    def restore_state(self, state) -> None:
+        """Continue at the saved position: of the arrays already given, else of the next
+        :meth:`reset`'s."""
+        self._resume_pos = int(state["pos"])
+        if self.data is not None:
+            self._apply_resume_pos()
+
+    def _apply_resume_pos(self) -> None:
+        pos, n = self._resume_pos, self.data.shape[0]
+        self._resume_pos = None
+        if pos >= n or pos % self.batch_size:
+            raise self.error(f"saved position {pos} does not fit the {n} items given")
+        self.pos = pos
 
 
 LAYER = MemoryData
