@@ -1,0 +1,651 @@
+"""``python -m replicate sweep PLAN_DIR``: train a plan's networks in dependency order, resumably.
+
+    python -m replicate sweep PLAN_DIR [--engine local|ray] [--workers N] [--address ADDR]
+                                       [--retries R] [--nets PATTERNS] [--dry-run]
+
+``PLAN_DIR/plan.json`` lists the networks (bases before the networks that load them);
+``PLAN_DIR/<name>/`` holds each one's solver and receives its snapshots, ``logs/`` and ``DONE``.
+
+* A network is finished when its ``<prefix>_iter_<max_iter>.caffemodel`` and its ``DONE`` marker
+  exist; finished networks are skipped, so a sweep can be rerun at any time.
+* Each attempt runs ``python -m replicate train`` in the network's folder with
+  ``--log logs/<YYYYmmdd-HHMMSS>-attempt<k>.log`` (the trainer's stdout/stderr go to the same name
+  with ``.out``, kept only when not empty), and ``-snapshot`` of the newest complete snapshot if one
+  exists, else ``-weights`` from the plan.  A failed attempt (nonzero exit, a signal, or exit 0
+  without the final snapshot) is retried up to ``--retries`` times, resuming from the newest
+  snapshot; then the network is failed and the networks loading it are blocked.
+* Exit codes: 0 all finished or skipped, 1 some failed or blocked, 130 interrupted, 2 a bad plan.
+* Ctrl-C (or SIGTERM) sends one SIGINT to every trainer (Caffe's stop: it snapshots and exits),
+  waits for them, and reports them interrupted; a second Ctrl-C kills them.  Trainers die with the
+  process that started them (Linux PR_SET_PDEATHSIG, SIGKILL), so no orphan keeps writing into a
+  folder a retry uses; a lock file (``.sweep.lock``, held until the trainer is gone) keeps two
+  sweeps from training the same network at once.
+
+Engines run the same :func:`run_network` (one network: attempts, resume, DONE):
+
+* ``local``: up to ``--workers`` trainers at a time (default 1); with CUDA devices
+  (``torch.cuda.device_count()``, so ``CUDA_VISIBLE_DEVICES`` selects them) one network per GPU
+  (``-gpu i``) and at most one trainer per GPU.
+* ``ray``: each network a Ray task (``num_cpus=1``; ``num_gpus=1`` when the cluster has GPUs, the
+  trainer then gets ``-gpu 0`` of the devices Ray assigned).  ``--address auto|HOST:PORT`` joins a
+  running cluster, otherwise ``ray.init(num_cpus=workers)`` starts a local one.  On a cluster,
+  PLAN_DIR must be on a filesystem every node sees at the same path, and this package must be
+  importable by the workers' Python.  Ray's own retries are off: a task whose worker died counts
+  as a failed attempt and is resubmitted through :func:`run_network`, which resumes from the
+  newest snapshot.
+
+Progress: a line per start, retry and end on stdout, a bar of networks done on a terminal's stderr,
+``PLAN_DIR/sweep_status.json`` rewritten after every change, and a summary table at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import fcntl
+import fnmatch
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from ..progress import Progress
+
+STATUS_FILE = "sweep_status.json"
+DONE_FILE = "DONE"
+LOCK_FILE = ".sweep.lock"
+LOCK_WAIT_S = 30.0
+# Test hook: "<network>:<iteration>:trainer|supervisor".  On a network's first attempt the trainer,
+# right after writing the snapshot of that iteration, SIGKILLs itself or the process that started
+# it (the sweep's thread or the Ray worker); "stop" instead SIGINTs the supervisor and waits for
+# the stop request that comes back.  Used by tests/experiments/test_sweep.py only.
+FAULT_ENV = "REPLICATE_SWEEP_FAULT"
+# Environment passed from the driver to every trainer (Ray workers do not share the driver's).
+PASS_ENV = re.compile(r"^(REPLICATE_|OPENBLAS_|OMP_|MKL_|CUDA_LAUNCH_BLOCKING$)")
+
+
+class PlanError(Exception):
+    pass
+
+
+# -- the plan ------------------------------------------------------------------------------------
+def load_plan(plan_dir) -> List[dict]:
+    """The networks of ``PLAN_DIR/plan.json``, checked (names unique, bases in the plan)."""
+    path = Path(plan_dir) / "plan.json"
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise PlanError(f"{path}: {e}") from None
+    if plan.get("version") != 1:
+        raise PlanError(f"{path}: version {plan.get('version')!r}, expected 1")
+    nets, seen = [], set()
+    for i, net in enumerate(plan.get("networks", [])):
+        missing = [k for k in ("name", "max_iter", "snapshot_prefix", "solver") if net.get(k) in (None, "")]
+        if missing:
+            raise PlanError(f"{path}: network #{i} lacks {', '.join(missing)}")
+        if net["name"] in seen:
+            raise PlanError(f"{path}: network {net['name']!r} is listed twice")
+        seen.add(net["name"])
+        nets.append(dict(net))
+    for net in nets:
+        if net.get("base") and net["base"] not in seen:
+            raise PlanError(f"{path}: {net['name']} loads {net['base']!r}, which is not in the plan")
+    return nets
+
+
+def final_model(net_dir, net: dict) -> Path:
+    return Path(net_dir) / f"{net['snapshot_prefix']}_iter_{net['max_iter']}.caffemodel"
+
+
+def is_finished(net_dir, net: dict) -> bool:
+    """The final snapshot and the DONE marker both exist."""
+    return final_model(net_dir, net).is_file() and (Path(net_dir) / DONE_FILE).is_file()
+
+
+def latest_snapshot(net_dir, prefix: str) -> Optional[Path]:
+    """The newest ``<prefix>_iter_<N>.solverstate`` whose caffemodel exists (temporary files of an
+    interrupted atomic write do not match)."""
+    full = Path(net_dir) / prefix
+    pattern = re.compile(re.escape(full.name) + r"_iter_(\d+)\.solverstate$")
+    best = None
+    if not full.parent.is_dir():
+        return None
+    for p in full.parent.iterdir():
+        m = pattern.match(p.name)
+        if m and p.with_suffix(".caffemodel").is_file() and (best is None or int(m.group(1)) > best[0]):
+            best = (int(m.group(1)), p)
+    return best[1] if best else None
+
+
+def _iteration(path: Path) -> int:
+    return int(re.search(r"_iter_(\d+)\.", path.name).group(1))
+
+
+def _attempt_logs(net_dir) -> List[Path]:
+    logs = Path(net_dir) / "logs"
+    return sorted(logs.glob("*-attempt*.log")) if logs.is_dir() else []
+
+
+def _now() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+def _write_json(path, obj) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+# -- one network -----------------------------------------------------------------------------------
+def _trainer_entry() -> None:
+    """The trainer process: ``python -c ... PARENT_PID train-args``; dies with PARENT_PID."""
+    parent, args = int(sys.argv[1]), sys.argv[2:]
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl
+            os._exit(137)
+    fault = os.environ.pop(FAULT_ENV, "")
+    if fault:
+        _install_fault(fault, parent)
+    from replicate.__main__ import main
+    sys.exit(main(["train", *args]))
+
+
+def _install_fault(fault: str, parent: int) -> None:
+    from replicate import solver as S
+    _, at, who = fault.rsplit(":", 2)
+    original = S.SGDSolver.snapshot
+
+    def snapshot(self):
+        path = original(self)
+        if self.iter == int(at):
+            if who == "stop":  # the supervisor's SIGINT comes back as a stop request
+                os.kill(parent, signal.SIGINT)
+                while not self._pending:
+                    time.sleep(0.01)
+                return path
+            os.kill(os.getpid() if who == "trainer" else parent, signal.SIGKILL)
+            time.sleep(60)  # the parent's death SIGKILLs this process (PR_SET_PDEATHSIG)
+        return path
+    S.SGDSolver.snapshot = snapshot
+
+
+def _describe(rc: int) -> str:
+    if rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"exit code {rc}"
+
+
+def _tail(path: Path, n: int = 3) -> str:
+    try:
+        lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])
+
+
+def _lock(net_dir: Path) -> Optional[int]:
+    fd = os.open(net_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.1)
+
+
+def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optional[str] = None,
+                env: Optional[Dict[str, str]] = None, stop: Optional[Callable[[], int]] = None,
+                say: Callable[[str], None] = print, python: Optional[str] = None) -> dict:
+    """Train one network to its final snapshot: up to ``max_attempts`` trainer runs, each resuming
+    from the newest snapshot.  ``stop()`` > 0 asks the trainer to stop (SIGINT), > 1 kills it; a
+    KeyboardInterrupt (Ray's cancel) acts as ``stop() == 1``.  Returns a JSON-able record whose
+    ``status`` is finished, skipped, failed or interrupted."""
+    name = net["name"]
+    net_dir = Path(plan_dir) / name
+    python = python or sys.executable
+    t0 = time.time()
+    rec = {"name": name, "status": "failed", "attempts": 0, "wall_s": 0.0, "reason": "",
+           "host": socket.gethostname(), "gpu": gpu, "logs": [], "rcs": [], "started": _now()}
+
+    def done(status, reason=""):
+        rec.update(status=status, reason=reason, wall_s=round(time.time() - t0, 3), ended=_now())
+        return rec
+
+    if is_finished(net_dir, net):
+        return done("skipped", "already finished")
+    if not (net_dir / net["solver"]).is_file():
+        return done("failed", f"{net_dir / net['solver']} does not exist")
+    lock = _lock(net_dir)
+    if lock is None:
+        return done("failed", f"{net_dir / LOCK_FILE} stayed locked for {LOCK_WAIT_S:.0f} s "
+                              "(another sweep is training this network)")
+    try:
+        (net_dir / DONE_FILE).unlink(missing_ok=True)  # stale: its final snapshot is gone
+        for out in (net_dir / "logs").glob("*.out"):  # left empty by a supervisor that died
+            if out.stat().st_size == 0:
+                out.unlink()
+        child_env = dict(os.environ)
+        child_env.update(env or {})
+        fault = child_env.pop(FAULT_ENV, "")
+        repo = str(Path(__file__).resolve().parents[2])
+        child_env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, child_env.get("PYTHONPATH")) if p)
+        interrupted = False
+        while rec["attempts"] < max_attempts:
+            if stop and stop():
+                return done("interrupted", rec["reason"] or "the sweep stopped")
+            state = latest_snapshot(net_dir, net["snapshot_prefix"])
+            if state is not None:
+                args = ["-snapshot", os.path.relpath(state, net_dir)]
+                what = f"resuming from iteration {_iteration(state)}"
+            elif net.get("weights"):
+                if not (net_dir / net["weights"]).is_file():
+                    return done("failed", f"weights {net['weights']} do not exist")
+                args = ["-weights", net["weights"]]
+                what = f"from {net['weights']}"
+            else:
+                args, what = [], "from scratch"
+            rec["attempts"] += 1
+            k = len(_attempt_logs(net_dir)) + 1
+            (net_dir / "logs").mkdir(exist_ok=True)
+            log = net_dir / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-attempt{k}.log"
+            rec["logs"].append(str(log.relative_to(net_dir)))
+            args = ["-solver", net["solver"], "--log", os.path.relpath(log, net_dir), *args]
+            if gpu is not None:
+                args += ["-gpu", str(gpu)]
+            attempt_env = dict(child_env)
+            if fault and fault.rsplit(":", 2)[0] == name and k == 1:
+                attempt_env[FAULT_ENV] = fault
+            if rec["attempts"] > 1:
+                say(f"{name}: attempt {rec['attempts']}/{max_attempts}, {what}")
+            cmd = [python, "-c", "from replicate.experiments.sweep import _trainer_entry; _trainer_entry()",
+                   str(os.getpid()), *args]
+            out_path = log.with_suffix(".out")
+            with open(out_path, "wb") as out:
+                proc = subprocess.Popen(cmd, cwd=net_dir, env=attempt_env, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lock,))
+                os.ftruncate(lock, 0)
+                os.pwrite(lock, json.dumps({"host": rec["host"], "pid": os.getpid(), "trainer_pid": proc.pid,
+                                            "log": rec["logs"][-1], "started": _now()}).encode(), 0)
+                sent = 0
+                while True:
+                    try:
+                        rc = proc.wait(timeout=0.2)
+                        break
+                    except subprocess.TimeoutExpired:
+                        pass
+                    except KeyboardInterrupt:
+                        interrupted = True
+                    level = max(1 if interrupted else 0, stop() if stop else 0)
+                    if level > sent:
+                        proc.send_signal(signal.SIGINT if level == 1 else signal.SIGKILL)
+                        sent = level
+                        interrupted = True
+            rec["rcs"].append(rc)
+            if out_path.stat().st_size == 0:
+                out_path.unlink()
+            final = final_model(net_dir, net)
+            if rc == 0 and final.is_file():
+                rec.update(final_model=str(final.relative_to(net_dir)), final_iter=net["max_iter"])
+                done("finished")
+                _write_json(net_dir / DONE_FILE, {
+                    "name": name, "final_iter": net["max_iter"], "final_model": rec["final_model"],
+                    "attempts": len(_attempt_logs(net_dir)), "attempts_this_sweep": rec["attempts"],
+                    "started": rec["started"], "ended": rec["ended"], "wall_s": rec["wall_s"],
+                    "host": rec["host"], "gpu": gpu, "logs": [str(p.relative_to(net_dir)) for p in
+                                                             _attempt_logs(net_dir)]})
+                return rec
+            state = latest_snapshot(net_dir, net["snapshot_prefix"])
+            at = f"newest snapshot: iteration {_iteration(state)}" if state else "no snapshot"
+            if rc == 0:
+                reason = f"exited 0 without the final snapshot ({at})"
+            else:
+                reason = f"{_describe(rc)} ({at})"
+                tail = _tail(out_path) if out_path.exists() else ""
+                if tail:
+                    reason += f": {tail}"
+            rec["reason"] = reason
+            if interrupted:
+                return done("interrupted", reason)
+            if rec["attempts"] < max_attempts:
+                say(f"{name}: attempt {rec['attempts']} failed: {reason}")
+        return done("failed", rec["reason"])
+    finally:
+        os.close(lock)
+
+
+# -- engines ---------------------------------------------------------------------------------------
+class _LocalEngine:
+    """Threads, each supervising one trainer subprocess; one trainer per GPU when there are GPUs."""
+
+    def __init__(self, plan_dir: str, workers: Optional[int], env: dict, say):
+        from concurrent.futures import ThreadPoolExecutor
+        try:
+            import torch
+            ngpu = torch.cuda.device_count()
+        except Exception:  # noqa: BLE001 - no usable CUDA: CPU
+            ngpu = 0
+        self.gpus: Optional[List[str]] = [str(i) for i in range(ngpu)] if ngpu else None
+        self.slots = min(workers or ngpu or 1, ngpu) if ngpu else (workers or 1)
+        self.plan_dir, self.env, self.say = plan_dir, env, say
+        self.level = 0
+        self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="sweep")
+        self.running: dict = {}
+        self.where = f"{self.slots} local worker(s)" + (f" on GPUs {','.join(self.gpus)}" if self.gpus else ", CPU")
+
+    def free(self) -> int:
+        return self.slots - len(self.running)
+
+    def submit(self, net: dict, max_attempts: int) -> str:
+        gpu = self.gpus.pop(0) if self.gpus is not None else None
+        fut = self.pool.submit(run_network, self.plan_dir, net, max_attempts=max_attempts, gpu=gpu, env=self.env,
+                               stop=lambda: self.level, say=self.say)
+        self.running[fut] = (net["name"], gpu)
+        return f"GPU {gpu}" if gpu is not None else "CPU"
+
+    def wait(self, timeout: float):
+        from concurrent.futures import FIRST_COMPLETED, wait
+        done, _ = wait(list(self.running), timeout, FIRST_COMPLETED)
+        for fut in done:
+            name, gpu = self.running.pop(fut)
+            if gpu is not None:
+                self.gpus.append(gpu)
+            exc = fut.exception()
+            yield name, (exc if exc is not None else fut.result())
+
+    def interrupt(self, level: int) -> None:
+        self.level = level
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+class _RayEngine:
+    """A Ray task per network (Ray's retries off; ours resume from snapshots)."""
+
+    def __init__(self, plan_dir: str, workers: Optional[int], address: Optional[str], env: dict):
+        import logging
+
+        import ray
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, logging_level=logging.WARNING)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING)
+            self.started = True
+        res = ray.cluster_resources()
+        self.has_gpus = res.get("GPU", 0) > 0
+        options = {"num_cpus": 1, "max_retries": 0}
+        if self.has_gpus:
+            options["num_gpus"] = 1
+        self.task = ray.remote(**options)(_ray_network)
+        self.limit = workers or 10 ** 6  # on a cluster Ray queues what does not fit
+        self.plan_dir, self.env = str(Path(plan_dir).resolve()), env
+        self.running: dict = {}
+        self.where = (f"Ray ({int(res.get('CPU', 0))} CPUs, {int(res.get('GPU', 0))} GPUs"
+                      f"{', local' if self.started and not address else ''})")
+
+    def free(self) -> int:
+        return self.limit - len(self.running)
+
+    def submit(self, net: dict, max_attempts: int) -> str:
+        ref = self.task.remote(self.plan_dir, net, max_attempts, self.env)
+        self.running[ref] = net["name"]
+        return "Ray task" + (" (1 GPU)" if self.has_gpus else "")
+
+    def wait(self, timeout: float):
+        ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=timeout)
+        for ref in ready:
+            name = self.running.pop(ref)
+            try:
+                yield name, self.ray.get(ref)
+            except Exception as e:  # noqa: BLE001 - a dead worker, a cancelled task, ...
+                yield name, e
+
+    def interrupt(self, level: int) -> None:
+        for ref in self.running:
+            try:
+                self.ray.cancel(ref, force=level > 1)
+            except Exception:  # noqa: BLE001 - already finished
+                pass
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def _ray_network(plan_dir: str, net: dict, max_attempts: int, env: dict) -> dict:
+    """The Ray task: :func:`run_network` on the GPU Ray assigned (if any)."""
+    import ray
+    gpu = "0" if ray.get_gpu_ids() else None
+    return run_network(plan_dir, net, max_attempts=max_attempts, gpu=gpu, env=env,
+                       say=lambda m: print(m, flush=True))
+
+
+# -- the sweep -------------------------------------------------------------------------------------
+def _select(nets: List[dict], patterns: Optional[str]) -> List[dict]:
+    if not patterns:
+        return nets
+    pats = [p.strip() for p in patterns.split(",") if p.strip()]
+    return [n for n in nets if any(fnmatch.fnmatchcase(n["name"], p) for p in pats)]
+
+
+def _dry_run(plan_dir: Path, nets: List[dict], selected: List[dict]) -> int:
+    names = {n["name"] for n in selected}
+    for net in selected:
+        d = plan_dir / net["name"]
+        state = latest_snapshot(d, net["snapshot_prefix"])
+        if is_finished(d, net):
+            what = "skip (finished)"
+        elif state is not None:
+            what = f"resume from {state.relative_to(plan_dir)}"
+        elif net.get("weights"):
+            what = f"start from {net['weights']}"
+        else:
+            what = "start from scratch"
+        base = net.get("base")
+        if base and not is_finished(plan_dir / base, next(n for n in nets if n["name"] == base)):
+            what += f", after {base}" + ("" if base in names else " (not selected: would be blocked)")
+        print(f"{net['name']}: {what}")
+    return 0
+
+
+def _fmt_s(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _summary(records: Dict[str, dict], order: List[str]) -> str:
+    rows = [("network", "status", "attempts", "wall", "note")]
+    for name in order:
+        r = records[name]
+        rows.append((name, r["status"], str(r.get("attempts", 0)), _fmt_s(r.get("wall_s", 0.0)),
+                     r.get("reason", "") if r["status"] != "finished" else ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + ("  " + row[4] if row[4] else "")
+             for row in rows]
+    counts: Dict[str, int] = {}
+    for name in order:
+        counts[records[name]["status"]] = counts.get(records[name]["status"], 0) + 1
+    lines.append(", ".join(f"{v} {k}" for k, v in counts.items()))
+    return "\n".join(lines)
+
+
+def sweep(plan_dir, *, engine: str = "local", workers: Optional[int] = None, address: Optional[str] = None,
+          retries: int = 2, nets: Optional[str] = None) -> int:
+    """Run the plan (see the module's doc); returns the exit code."""
+    plan_dir = Path(plan_dir)
+    plan = load_plan(plan_dir)
+    by_name = {n["name"]: n for n in plan}
+    selected = _select(plan, nets)
+    order = [n["name"] for n in selected]
+    records: Dict[str, dict] = {name: {"name": name, "status": "pending", "attempts": 0, "wall_s": 0.0}
+                                for name in order}
+    t0 = time.time()
+    lock = threading.Lock()
+    env = {k: v for k, v in os.environ.items() if PASS_ENV.match(k) or k == FAULT_ENV}
+    status = {"version": 1, "plan_dir": str(plan_dir.resolve()), "engine": engine, "started": _now(),
+              "networks": records}
+    bar = Progress(len(order), "sweep", enabled=sys.stderr.isatty())
+
+    def say(msg: str) -> None:
+        with lock:
+            if bar.enabled:
+                sys.stderr.write("\r\033[K")
+            print(msg, flush=True)
+            if bar.enabled:
+                bar._draw(time.monotonic())
+
+    def save() -> None:
+        counts: Dict[str, int] = {}
+        for r in records.values():
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        status.update(counts=counts, wall_s=round(time.time() - t0, 3), updated=_now())
+        _write_json(plan_dir / STATUS_FILE, status)
+
+    def settle(name: str, rec: dict) -> None:
+        records[name] = rec
+        bar.update(1)
+        r = rec
+        note = f" ({r['reason']})" if r.get("reason") and r["status"] != "skipped" else ""
+        say(f"{name}: {r['status']} after {r.get('attempts', 0)} attempt(s), {_fmt_s(r.get('wall_s', 0))}{note}")
+        save()
+        if r["status"] in ("failed", "blocked", "interrupted"):  # block its dependants, transitively
+            for other in order:
+                if records[other]["status"] == "pending" and by_name[other].get("base") == name:
+                    settle(other, {"name": other, "status": "blocked", "attempts": 0, "wall_s": 0.0,
+                                   "reason": f"base {name} {r['status']}"})
+
+    max_attempts = retries + 1
+    used: Dict[str, int] = {name: 0 for name in order}
+    logs_before: Dict[str, int] = {}  # attempt logs before the latest submission
+    first_log: Dict[str, int] = {}  # ... before the first one
+    first_start: Dict[str, float] = {}
+    save()
+    eng = _LocalEngine(str(plan_dir), workers, env, say) if engine == "local" else \
+        _RayEngine(str(plan_dir), workers, address, env)
+    say(f"sweep {plan_dir}: {len(order)} network(s), {eng.where}, retries {retries}")
+    interrupted = 0
+    old_term = signal.signal(signal.SIGTERM, signal.default_int_handler) \
+        if threading.current_thread() is threading.main_thread() else None
+    try:
+        for name in order:  # finished ones first, so their dependants may start at once
+            if is_finished(plan_dir / name, by_name[name]):
+                settle(name, {"name": name, "status": "skipped", "attempts": 0, "wall_s": 0.0,
+                              "reason": "already finished"})
+        while True:
+            try:
+                if not interrupted:
+                    for name in order:
+                        if eng.free() <= 0:
+                            break
+                        if records[name]["status"] != "pending":
+                            continue
+                        base = by_name[name].get("base")
+                        if base in records and records[base]["status"] not in ("finished", "skipped"):
+                            continue  # waits for its base
+                        if base and base not in records and not is_finished(plan_dir / base, by_name[base]):
+                            settle(name, {"name": name, "status": "blocked", "attempts": 0, "wall_s": 0.0,
+                                          "reason": f"base {base} is not finished and not selected"})
+                            continue
+                        logs_before[name] = len(_attempt_logs(plan_dir / name))
+                        first_log.setdefault(name, logs_before[name])
+                        first_start.setdefault(name, time.time())
+                        where = eng.submit(by_name[name], max_attempts - used[name])
+                        records[name] = dict(records[name], status="running", started=_now())
+                        say(f"{name}: start on {where}")
+                        save()
+                if not eng.running:
+                    break
+                for name, res in eng.wait(0.5):
+                    if isinstance(res, dict):  # with the attempts of tasks that died before it
+                        res["attempts"] += used[name]
+                        res["rcs"] = [None] * used[name] + res.get("rcs", [])
+                        logs = _attempt_logs(plan_dir / name)[first_log[name]:]
+                        res["logs"] = [str(p.relative_to(plan_dir / name)) for p in logs]
+                        res["wall_s"] = round(time.time() - first_start[name], 3)
+                        settle(name, res)
+                        continue
+                    # the task died (a killed Ray worker): count its attempts from its logs
+                    n = max(1, len(_attempt_logs(plan_dir / name)) - logs_before.get(name, 0))
+                    used[name] += n
+                    reason = f"{type(res).__name__}: {str(res).strip().splitlines()[0] if str(res).strip() else ''}"
+                    if interrupted or used[name] >= max_attempts:
+                        settle(name, {"name": name, "status": "interrupted" if interrupted else "failed",
+                                      "attempts": used[name], "reason": reason,
+                                      "wall_s": round(time.time() - first_start[name], 3)})
+                    else:
+                        say(f"{name}: attempt {used[name]} failed ({reason}); resubmitting")
+                        records[name] = dict(records[name], status="pending")
+            except KeyboardInterrupt:
+                interrupted += 1
+                say("interrupted: stopping the trainers (they snapshot); Ctrl-C again kills them"
+                    if interrupted == 1 else "killing the trainers")
+                eng.interrupt(min(interrupted, 2))
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+        for name in order:
+            if records[name]["status"] in ("pending", "running"):
+                records[name] = dict(records[name], status="interrupted" if interrupted else "blocked",
+                                     reason=records[name].get("reason") or "the sweep stopped")
+        status["ended"] = _now()
+        save()
+        bar.close()
+        eng.close()
+    print(_summary(records, order), flush=True)
+    statuses = {r["status"] for r in records.values()}
+    if interrupted or "interrupted" in statuses:
+        return 130
+    return 1 if statuses & {"failed", "blocked"} else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m replicate sweep", description=__doc__.split("\n\n")[0])
+    ap.add_argument("plan_dir", help="folder with plan.json (written by python -m replicate plan)")
+    ap.add_argument("--engine", choices=("local", "ray"), default="local")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="networks at a time (local: default 1, at most one per GPU; ray: the local "
+                         "cluster's CPUs (default: all), or no limit with --address)")
+    ap.add_argument("--address", default=None, help="ray: join this cluster (auto or HOST:PORT)")
+    ap.add_argument("--retries", type=int, default=2, help="retries of a failed network (default 2)")
+    ap.add_argument("--nets", default=None, help="comma-separated name patterns (fnmatch) to run")
+    ap.add_argument("--dry-run", action="store_true", help="say what would run, run nothing")
+    return ap
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.workers is not None and args.workers < 1 or args.retries < 0:
+        print("error: --workers must be >= 1 and --retries >= 0", file=sys.stderr)
+        return 2
+    if args.address and args.engine != "ray":
+        print("error: --address needs --engine ray", file=sys.stderr)
+        return 2
+    try:
+        if args.dry_run:
+            plan = load_plan(args.plan_dir)
+            return _dry_run(Path(args.plan_dir), plan, _select(plan, args.nets))
+        return sweep(args.plan_dir, engine=args.engine, workers=args.workers, address=args.address,
+                     retries=args.retries, nets=args.nets)
+    except PlanError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
