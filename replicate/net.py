@@ -11,16 +11,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from prototxt_like import caffe_pb2
-from prototxt_like.blobs import blob_shape, blob_to_numpy, has_legacy_shape, fit_to_shape, numpy_to_blob
+from prototxt_like.blobs import blob_to_numpy, has_legacy_shape, fit_to_shape
 from prototxt_like.codec import serialize
-from prototxt_like.errors import BlobError, CaffeFormatError
+from prototxt_like.errors import BlobError
 from prototxt_like.io import load_net, load_net_binary
 
 from .layers import Context, LayerError, Param, layer_class

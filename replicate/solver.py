@@ -32,13 +32,12 @@ import numpy as np
 import torch
 
 from prototxt_like import caffe_pb2
-from prototxt_like.blobs import numpy_to_blob
 from prototxt_like.codec import serialize
 from prototxt_like.io import load_net, load_solver, load_solverstate
 
 from . import ops as R
-from .log import CaffeLog, NullLog, g
-from .net import Net, NetError, atomic_write
+from .log import CaffeLog, g
+from .net import Net, atomic_write
 from .rng import CaffeRNG
 
 f32 = np.float32

@@ -117,7 +117,6 @@ class DataSource:
 
     # worker threads
     def _make_batch(self, job):
-        import torch
         values, draws, after = job
         t = self.transformer
         n, k = self.batch_size, self._k

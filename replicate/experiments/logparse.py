@@ -147,15 +147,6 @@ def log_files(net_dir: Union[str, Path]) -> List[Path]:
     return sorted(files, key=lambda p: (natural_key(p.name), natural_key(str(p))))
 
 
-def merge(tests: Iterable[Test], net: int = 0) -> Dict[int, Test]:
-    """Tests of test net ``net`` by iteration; a later test of the same iteration wins."""
-    out: Dict[int, Test] = {}
-    for t in tests:
-        if t.net == net:
-            out[t.iteration] = t
-    return out
-
-
 def accuracy_series(files: Iterable[Union[str, Path]], output: Output = None, net: int = 0,
                     include_initial: bool = False) -> List[Tuple[int, float]]:
     """(iteration, value) of the chosen output over ``files`` in the given order, sorted by iteration.

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from .. import ops as R
 from .base import Layer, pair_param
 
 

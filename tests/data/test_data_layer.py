@@ -1,6 +1,5 @@
 """The Data layer vs the batches Caffe's Data layer returned (shared/golden/data), and its
 TRAIN-phase randomness vs Caffe's formula."""
-import os
 
 import lmdb
 import numpy as np

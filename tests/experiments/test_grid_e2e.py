@@ -6,8 +6,6 @@ one (exact resume through the `.resume` sidecar)."""
 from __future__ import annotations
 
 import csv
-import os
-import shutil
 from dataclasses import replace
 from pathlib import Path
 

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from prototxt_like.io import caffemodel_weights
@@ -39,7 +38,7 @@ def _net_prototxt(db: str, n: int) -> str:
     data = ('layer {{ name: "data" type: "Data" top: "data" top: "label" include {{ phase: {ph} }} '
             'data_param {{ source: "{db}" batch_size: 8 backend: LMDB }} transform_param {{ scale: 0.00390625 }} }}\n')
     fill = 'weight_filler { type: "gaussian" std: 0.1 } bias_filler { type: "constant" value: 0.1 }'
-    return (f'name: "tiny"\n' + data.format(ph="TRAIN", db=db) + data.format(ph="TEST", db=db) +
+    return ('name: "tiny"\n' + data.format(ph="TRAIN", db=db) + data.format(ph="TEST", db=db) +
             f'layer {{ name: "{name(0)}" type: "Convolution" bottom: "data" top: "conv1" {param(0)} '
             f'convolution_param {{ num_output: 4 kernel_size: 3 {fill} }} }}\n'
             'layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }\n'

@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 
 from tests._shared import REPO, require
 from tests.ops.golden import exact_blas_ready

@@ -11,7 +11,7 @@ import torch
 from prototxt_like import caffe_pb2
 from prototxt_like.codec import parse_text
 from replicate.fillers import fill
-from replicate.net import Net, NetError
+from replicate.net import Net
 from replicate.rng import CaffeRNG
 
 TWO = """force_backward: true
