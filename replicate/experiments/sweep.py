@@ -25,8 +25,10 @@ Engines run the same :func:`run_network` (one network: attempts, resume, DONE):
 
 * ``local``: up to ``--workers`` trainers at a time (default 1); with CUDA devices
   (``torch.cuda.device_count()``, so ``CUDA_VISIBLE_DEVICES`` selects them) one network per GPU
-  (``-gpu i``) and at most one trainer per GPU.
-* ``ray``: each network a Ray task (``num_cpus=1``; ``num_gpus=1`` when the cluster has GPUs, the
+  (``-gpu i``) and at most one trainer per GPU.  CPU trainers share the cores (``OMP_NUM_THREADS``
+  = cores / workers, or ``--threads``).
+* ``ray``: each network a Ray task (``num_cpus=--cpus-per-network``, default 1, also its trainer's
+  thread count; ``num_gpus=1`` when the cluster has GPUs, the
   trainer then gets ``-gpu 0`` of the devices Ray assigned).  ``--address auto|HOST:PORT`` joins a
   running cluster, otherwise ``ray.init(num_cpus=workers)`` starts a local one.  On a cluster,
   PLAN_DIR must be on a filesystem every node sees at the same path, and this package must be
@@ -212,9 +214,11 @@ def _lock(net_dir: Path) -> Optional[int]:
 
 def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optional[str] = None,
                 env: Optional[Dict[str, str]] = None, stop: Optional[Callable[[], int]] = None,
-                say: Callable[[str], None] = print, python: Optional[str] = None) -> dict:
+                say: Callable[[str], None] = print, python: Optional[str] = None,
+                threads: Optional[int] = None) -> dict:
     """Train one network to its final snapshot: up to ``max_attempts`` trainer runs, each resuming
-    from the newest snapshot.  ``stop()`` > 0 asks the trainer to stop (SIGINT), > 1 kills it; a
+    from the newest snapshot.  ``threads``: the trainer's CPU threads (OMP_NUM_THREADS) unless the
+    environment already sets OMP_NUM_THREADS.  ``stop()`` > 0 asks the trainer to stop (SIGINT), > 1 kills it; a
     KeyboardInterrupt (Ray's cancel) acts as ``stop() == 1``.  Returns a JSON-able record whose
     ``status`` is finished, skipped, failed or interrupted."""
     name = net["name"]
@@ -244,6 +248,8 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
         child_env = dict(os.environ)
         child_env.update(env or {})
         fault = child_env.pop(FAULT_ENV, "")
+        if threads and "OMP_NUM_THREADS" not in child_env:
+            child_env["OMP_NUM_THREADS"] = str(threads)
         repo = str(Path(__file__).resolve().parents[2])
         child_env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, child_env.get("PYTHONPATH")) if p)
         interrupted = False
@@ -334,7 +340,7 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
 class _LocalEngine:
     """Threads, each supervising one trainer subprocess; one trainer per GPU when there are GPUs."""
 
-    def __init__(self, plan_dir: str, workers: Optional[int], env: dict, say):
+    def __init__(self, plan_dir: str, workers: Optional[int], env: dict, say, threads: Optional[int] = None):
         from concurrent.futures import ThreadPoolExecutor
         try:
             import torch
@@ -347,7 +353,10 @@ class _LocalEngine:
         self.level = 0
         self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="sweep")
         self.running: dict = {}
-        self.where = f"{self.slots} local worker(s)" + (f" on GPUs {','.join(self.gpus)}" if self.gpus else ", CPU")
+        # CPU trainers share the cores instead of each starting one thread per core
+        self.threads = threads or (None if ngpu else max(1, (os.cpu_count() or 1) // self.slots))
+        self.where = f"{self.slots} local worker(s)" + (f" on GPUs {','.join(self.gpus)}" if self.gpus else ", CPU") \
+            + (f", {self.threads} thread(s) each" if self.threads else "")
 
     def free(self) -> int:
         return self.slots - len(self.running)
@@ -355,7 +364,7 @@ class _LocalEngine:
     def submit(self, net: dict, max_attempts: int) -> str:
         gpu = self.gpus.pop(0) if self.gpus is not None else None
         fut = self.pool.submit(run_network, self.plan_dir, net, max_attempts=max_attempts, gpu=gpu, env=self.env,
-                               stop=lambda: self.level, say=self.say)
+                               stop=lambda: self.level, say=self.say, threads=self.threads)
         self.running[fut] = (net["name"], gpu)
         return f"GPU {gpu}" if gpu is not None else "CPU"
 
@@ -379,7 +388,8 @@ class _LocalEngine:
 class _RayEngine:
     """A Ray task per network (Ray's retries off; ours resume from snapshots)."""
 
-    def __init__(self, plan_dir: str, workers: Optional[int], address: Optional[str], env: dict):
+    def __init__(self, plan_dir: str, workers: Optional[int], address: Optional[str], env: dict,
+                 cpus_per_network: int = 1, threads: Optional[int] = None):
         import logging
 
         import ray
@@ -393,21 +403,23 @@ class _RayEngine:
             self.started = True
         res = ray.cluster_resources()
         self.has_gpus = res.get("GPU", 0) > 0
-        options = {"num_cpus": 1, "max_retries": 0}
+        options = {"num_cpus": cpus_per_network, "max_retries": 0}
         if self.has_gpus:
             options["num_gpus"] = 1
         self.task = ray.remote(**options)(_ray_network)
         self.limit = workers or 10 ** 6  # on a cluster Ray queues what does not fit
         self.plan_dir, self.env = str(Path(plan_dir).resolve()), env
+        self.threads = threads or cpus_per_network
         self.running: dict = {}
         self.where = (f"Ray ({int(res.get('CPU', 0))} CPUs, {int(res.get('GPU', 0))} GPUs"
-                      f"{', local' if self.started and not address else ''})")
+                      f"{', local' if self.started and not address else ''}), {cpus_per_network} CPU(s) "
+                      f"and {self.threads} thread(s) per network")
 
     def free(self) -> int:
         return self.limit - len(self.running)
 
     def submit(self, net: dict, max_attempts: int) -> str:
-        ref = self.task.remote(self.plan_dir, net, max_attempts, self.env)
+        ref = self.task.remote(self.plan_dir, net, max_attempts, self.env, self.threads)
         self.running[ref] = net["name"]
         return "Ray task" + (" (1 GPU)" if self.has_gpus else "")
 
@@ -432,12 +444,12 @@ class _RayEngine:
             self.ray.shutdown()
 
 
-def _ray_network(plan_dir: str, net: dict, max_attempts: int, env: dict) -> dict:
+def _ray_network(plan_dir: str, net: dict, max_attempts: int, env: dict, threads: Optional[int] = None) -> dict:
     """The Ray task: :func:`run_network` on the GPU Ray assigned (if any)."""
     import ray
     gpu = "0" if ray.get_gpu_ids() else None
     return run_network(plan_dir, net, max_attempts=max_attempts, gpu=gpu, env=env,
-                       say=lambda m: print(m, flush=True))
+                       say=lambda m: print(m, flush=True), threads=threads)
 
 
 # -- the sweep -------------------------------------------------------------------------------------
@@ -490,7 +502,8 @@ def _summary(records: Dict[str, dict], order: List[str]) -> str:
 
 
 def sweep(plan_dir, *, engine: str = "local", workers: Optional[int] = None, address: Optional[str] = None,
-          retries: int = 2, nets: Optional[str] = None) -> int:
+          retries: int = 2, nets: Optional[str] = None, threads: Optional[int] = None,
+          cpus_per_network: int = 1) -> int:
     """Run the plan (see the module's doc); returns the exit code."""
     plan_dir = Path(plan_dir)
     plan = load_plan(plan_dir)
@@ -540,8 +553,8 @@ def sweep(plan_dir, *, engine: str = "local", workers: Optional[int] = None, add
     first_log: Dict[str, int] = {}  # ... before the first one
     first_start: Dict[str, float] = {}
     save()
-    eng = _LocalEngine(str(plan_dir), workers, env, say) if engine == "local" else \
-        _RayEngine(str(plan_dir), workers, address, env)
+    eng = _LocalEngine(str(plan_dir), workers, env, say, threads) if engine == "local" else \
+        _RayEngine(str(plan_dir), workers, address, env, cpus_per_network, threads)
     say(f"sweep {plan_dir}: {len(order)} network(s), {eng.where}, retries {retries}")
     interrupted = 0
     old_term = signal.signal(signal.SIGTERM, signal.default_int_handler) \
@@ -628,14 +641,20 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--address", default=None, help="ray: join this cluster (auto or HOST:PORT)")
     ap.add_argument("--retries", type=int, default=2, help="retries of a failed network (default 2)")
     ap.add_argument("--nets", default=None, help="comma-separated name patterns (fnmatch) to run")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads per trainer (OMP_NUM_THREADS; default: local CPU runs share the cores, "
+                         "cores / workers each; ray: --cpus-per-network); an OMP_NUM_THREADS already set wins")
+    ap.add_argument("--cpus-per-network", type=int, default=1,
+                    help="ray: CPUs each network's task asks for (default 1)")
     ap.add_argument("--dry-run", action="store_true", help="say what would run, run nothing")
     return ap
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.workers is not None and args.workers < 1 or args.retries < 0:
-        print("error: --workers must be >= 1 and --retries >= 0", file=sys.stderr)
+    if (args.workers is not None and args.workers < 1 or args.retries < 0 or args.cpus_per_network < 1
+            or args.threads is not None and args.threads < 1):
+        print("error: --workers, --threads and --cpus-per-network must be >= 1 and --retries >= 0", file=sys.stderr)
         return 2
     if args.address and args.engine != "ray":
         print("error: --address needs --engine ray", file=sys.stderr)
@@ -645,7 +664,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             plan = load_plan(args.plan_dir)
             return _dry_run(Path(args.plan_dir), plan, _select(plan, args.nets))
         return sweep(args.plan_dir, engine=args.engine, workers=args.workers, address=args.address,
-                     retries=args.retries, nets=args.nets)
+                     retries=args.retries, nets=args.nets, threads=args.threads,
+                     cpus_per_network=args.cpus_per_network)
     except PlanError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -239,3 +239,23 @@ def test_ctrl_c_stops_trainers_with_a_snapshot(template, reference, tmp_path):
     assert len(logs) == 2 and f"Resuming from {stopped_at.name}" in logs[1].read_text()
     assert (plan / "half0A" / "DONE").is_file()
     assert _finals(plan, ["half0A"]) == {"half0A": reference[2]["half0A"]}
+
+
+@pytest.mark.parametrize("given,preset,expected", [(2, None, "2"), (None, None, None), (3, "5", "5")])
+def test_trainer_threads(tmp_path, monkeypatch, given, preset, expected):
+    """--threads reaches the trainer as OMP_NUM_THREADS; an OMP_NUM_THREADS already set wins."""
+    net_dir = tmp_path / "half0A"
+    net_dir.mkdir()
+    (net_dir / "imagenet_solver.prototxt").write_text("")
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\necho "${OMP_NUM_THREADS:-unset}" > "$(dirname "$0")/threads"\nexit 3\n')
+    fake.chmod(0o755)
+    if preset is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", preset)
+    net = {"name": "half0A", "max_iter": 10, "snapshot_prefix": "caffe_imagenet_train",
+           "solver": "imagenet_solver.prototxt"}
+    rec = sweep.run_network(str(tmp_path), net, max_attempts=1, python=str(fake), threads=given, say=lambda m: None)
+    assert rec["status"] == "failed" and rec["rcs"] == [3]
+    assert (tmp_path / "threads").read_text().strip() == (expected or "unset")
