@@ -409,9 +409,38 @@ def write_plan(out, data_root, *, nets: Optional[Iterable[str]] = None, scale: S
         })
     plan = {"version": 1, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "data_root": data_root, "backend": backend, "scale": scale.as_dict(), "networks": entries}
+    kept = _earlier_entries(out / "plan.json", plan, force, log)
+    if kept:
+        plan["networks"] = sorted(entries + kept, key=lambda e: _INDEX[e["name"]])
+        log(f"plan.json keeps {len(kept)} network(s) planned earlier with the same data and scale")
     _write(out / "plan.json", json.dumps(plan, indent=1) + "\n")
     log(f"wrote {len(entries)} network(s) and plan.json under {out}")
     return out
+
+
+def _earlier_entries(path: Path, plan: dict, force: bool, log: Callable[[str], None]) -> list:
+    """Entries of an existing plan.json that this run does not re-plan, so that planning a grid in
+    pieces into one folder keeps every piece; PlanError when the earlier plan used other data, backend
+    or scale (its folders would not match this plan.json), unless ``force`` (then they are dropped)."""
+    if not path.exists():
+        return []
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PlanError(f"{path}: not a readable plan.json ({e}); remove it or plan into another folder")
+    new_names = {e["name"] for e in plan["networks"]}
+    rest = [e for e in old.get("networks", []) if e.get("name") not in new_names]
+    if not rest:
+        return []
+    same = all(old.get(k) == plan[k] for k in ("data_root", "backend", "scale"))
+    if same:
+        return rest
+    if force:
+        log(f"warning: --force: plan.json drops {len(rest)} network(s) planned earlier with other data or scale")
+        return []
+    diff = [k for k in ("data_root", "backend", "scale") if old.get(k) != plan[k]]
+    raise PlanError(f"{path} already plans {len(rest)} other network(s) (e.g. {rest[0]['name']}) with another "
+                    f"{' and '.join(diff)}; plan into another folder, or --force to drop them from plan.json")
 
 
 # ---------------------------------------------------------------------------------------------

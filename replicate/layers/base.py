@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from prototxt_like import caffe_pb2
+from .. import ops as _ops  # noqa: F401  (loads the extension: every layer calls torch.ops.replicate.*)
 
 
 class LayerError(ValueError):

@@ -359,3 +359,17 @@ def test_python_m_replicate_plan(tmp_path):
     assert "halfnatmanA" in r.stderr
     assert [n["name"] for n in json.loads((tmp_path / "p" / "plan.json").read_text())["networks"]] == \
         ["halfnatmanA", "transfernatmanAB_1_1"]
+
+
+def test_planning_in_pieces_keeps_every_piece(tmp_path):
+    """A second plan into the same folder keeps the first's networks in plan.json (same data and
+    scale), in dependency order; another scale is refused unless --force, which drops them."""
+    out = tmp_path / "grid"
+    P.write_plan(out, tmp_path / "data", nets="transfer0A0B_1_1")
+    P.write_plan(out, tmp_path / "data", nets="transfer1B1A_1_2")
+    names = [e["name"] for e in json.loads((out / "plan.json").read_text())["networks"]]
+    assert names == ["half0A", "half1B", "transfer0A0B_1_1", "transfer1B1A_1_2"]
+    with pytest.raises(P.PlanError, match="scale"):
+        P.write_plan(out, tmp_path / "data", nets="half2A", scale=replace(P.Scale(), max_iter=1000))
+    P.write_plan(out, tmp_path / "data", nets="half2A", scale=replace(P.Scale(), max_iter=1000), force=True)
+    assert [e["name"] for e in json.loads((out / "plan.json").read_text())["networks"]] == ["half2A"]
