@@ -75,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "top_diff", default=None, help=".npz of top diffs (keys top_diff/<blob> or <blob>)")
     _flag(p, "iterations", type=int, default=1)
     _common(p)
-    sub.add_parser("plan", help="(issue 6) write the paper's grid", add_help=False)
+    sub.add_parser("plan", help="write the paper's grid: a folder per network (plan --help)", add_help=False)
+    sub.add_parser("sweep", help="train a plan's networks in dependency order, locally or on Ray (sweep --help)",
+                   add_help=False)
+    sub.add_parser("report", help="results.csv, tables and figures from Caffe logs (report --help)", add_help=False)
     return ap
 
 
@@ -282,11 +285,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         return exp_main(argv)
     args = build_parser().parse_args(argv)
     from prototxt_like.errors import CaffeFormatError
+    from .data.db import DataSourceError
+    from .layers.base import LayerError
     from .net import NetError
     from .solver import SolverError
     try:
         return {"train": cmd_train, "test": cmd_test, "time": cmd_time, "blobs": cmd_blobs}[args.command](args)
-    except (CaffeFormatError, NetError, SolverError) as e:
+    except (CaffeFormatError, NetError, SolverError, DataSourceError, LayerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -136,8 +136,11 @@ def natural_key(name: str):
     return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name) if p]
 
 
+NOT_LOGS = ("basenet.txt",)  # the release's and plan's pointer to the base network
+
+
 def is_log_file(path: Path) -> bool:
-    return path.is_file() and path.name.endswith(LOG_SUFFIXES)
+    return path.is_file() and path.name.endswith(LOG_SUFFIXES) and path.name not in NOT_LOGS
 
 
 def log_files(net_dir: Union[str, Path]) -> List[Path]:

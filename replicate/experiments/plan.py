@@ -23,6 +23,7 @@ import fnmatch
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, fields, replace
 from fractions import Fraction
@@ -126,10 +127,18 @@ class Scale:
             raise PlanError(f"--stepsize must be at least 1, not {self.stepsize}")
         if self.random_seed is not None and self.random_seed < 0:
             raise PlanError(f"--random-seed must not be negative (Caffe reads that as unset), not {self.random_seed}")
-        if not self.width > 0:
-            raise PlanError(f"--width must be positive, not {self.width}")
-        if not self.base_lr > 0:
-            raise PlanError(f"--base-lr must be positive, not {self.base_lr}")
+        if not (math.isfinite(self.width) and self.width > 0):
+            raise PlanError(f"--width must be a positive number, not {self.width}")
+        if not (math.isfinite(self.base_lr) and self.base_lr > 0):
+            raise PlanError(f"--base-lr must be a positive number, not {self.base_lr}")
+        if self.resolved_stepsize() < 1:
+            raise PlanError(f"--max-iter {self.max_iter} gives a stepsize of 0 (max_iter x 2/9); "
+                            "give --stepsize or a larger --max-iter")
+        reduced = classify("reduced-0001")
+        _, r_iter, r_step = self.solver_numbers(reduced)
+        if r_iter < 1 or r_step < 1:
+            raise PlanError(f"--max-iter {self.max_iter} gives the reduced-* networks max_iter {r_iter}, "
+                            f"stepsize {r_step} (4/9 and 16/25 of the others'); use a larger --max-iter")
         out = self.outputs()
         prev = {"conv2": "conv1", "conv4": "conv3", "conv5": "conv4"}
         for name, below in prev.items():
@@ -332,9 +341,31 @@ def select(patterns: Optional[Iterable[str]] = None) -> tuple[list[Network], lis
 
 
 def _snapshots(d: Path) -> list[str]:
+    """Snapshot files in ``d``, oldest iteration first."""
     if not d.is_dir():
         return []
-    return sorted(p.name for p in d.iterdir() if p.name.endswith(SNAPSHOT_SUFFIXES))
+
+    def key(name: str):
+        m = re.search(r"_iter_(\d+)\.", name)
+        return (int(m.group(1)) if m else -1, name)
+    return sorted((p.name for p in d.iterdir() if p.name.endswith(SNAPSHOT_SUFFIXES)), key=key)
+
+
+# What an earlier run left in a network's folder: moved aside when --force re-plans it.
+_RUN_FILES = re.compile(r".*_iter_\d+\.(caffemodel|solverstate|resume)(\.h5)?$|^DONE$|^logs$")
+
+
+def _supersede(d: Path, log: Callable[[str], None]) -> None:
+    """Move an earlier run's snapshots, logs and DONE into ``d/superseded-<time>/`` (nothing is
+    deleted; the sweep and the report no longer see them)."""
+    old = [p for p in d.iterdir() if _RUN_FILES.match(p.name)]
+    if not old:
+        return
+    dest = d / f"superseded-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    dest.mkdir()
+    for p in old:
+        os.replace(p, dest / p.name)
+    log(f"{d.name}: moved the earlier run's {len(old)} file(s) to {dest.name}/")
 
 
 def _write(path: Path, text: str) -> None:
@@ -372,7 +403,7 @@ def write_plan(out, data_root, *, nets: Optional[Iterable[str]] = None, scale: S
         log(f"warning: {len(missing)} data path(s) do not exist yet, e.g. {missing[0]}")
 
     planned = [(net, network_files(net, scale, data_root, backend)) for net in selected]
-    conflicts = []
+    conflicts, superseded = [], []
     for net, files in planned:
         d = out / net.name
         snaps = _snapshots(d)
@@ -382,9 +413,14 @@ def write_plan(out, data_root, *, nets: Optional[Iterable[str]] = None, scale: S
         if present != files:
             changed = sorted(f for f in set(present) | set(files) if present.get(f) != files.get(f))
             conflicts.append(f"{net.name} (has {snaps[-1]}; would change {', '.join(changed)})")
+            superseded.append(d)
     if conflicts and not force:
         raise PlanError("refusing to rewrite networks that already have snapshots: " + "; ".join(conflicts)
                         + " (use --force, or plan into another folder)")
+    if out.exists() and not out.is_dir():
+        raise PlanError(f"--out {out} exists and is not a directory")
+    for d in superseded:  # --force: the earlier run's results no longer match its files
+        _supersede(d, log)
 
     out.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -428,17 +464,25 @@ def _earlier_entries(path: Path, plan: dict, force: bool, log: Callable[[str], N
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise PlanError(f"{path}: not a readable plan.json ({e}); remove it or plan into another folder")
+    if not (isinstance(old, dict) and isinstance(old.get("networks", []), list)
+            and all(isinstance(e, dict) and e.get("name") in _INDEX for e in old.get("networks", []))):
+        raise PlanError(f"{path}: not a plan.json written by plan; remove it or plan into another folder")
     new_names = {e["name"] for e in plan["networks"]}
-    rest = [e for e in old.get("networks", []) if e.get("name") not in new_names]
+    rest = [e for e in old["networks"] if e["name"] not in new_names]
     if not rest:
         return []
-    same = all(old.get(k) == plan[k] for k in ("data_root", "backend", "scale"))
+
+    def numbers(p: dict) -> dict:  # the preset's name does not matter, its numbers do
+        sc = p.get("scale")
+        return {k: v for k, v in sc.items() if k != "preset"} if isinstance(sc, dict) else sc
+    same = all(old.get(k) == plan[k] for k in ("data_root", "backend")) and numbers(old) == numbers(plan)
     if same:
         return rest
     if force:
         log(f"warning: --force: plan.json drops {len(rest)} network(s) planned earlier with other data or scale")
         return []
-    diff = [k for k in ("data_root", "backend", "scale") if old.get(k) != plan[k]]
+    diff = [k for k in ("data_root", "backend") if old.get(k) != plan[k]] + \
+        (["scale"] if numbers(old) != numbers(plan) else [])
     raise PlanError(f"{path} already plans {len(rest)} other network(s) (e.g. {rest[0]['name']}) with another "
                     f"{' and '.join(diff)}; plan into another folder, or --force to drop them from plan.json")
 

@@ -65,10 +65,13 @@ def parse_output(text: Optional[str]):
 
 
 def collect(results_dir: Path, best: int = 10, output=None, include_initial: bool = False,
-            warn=print) -> Tuple[List[Dict[str, str]], List[str], List[str]]:
-    """(rows sorted by name, names outside the grid, networks without test results)."""
+            warn=print, exclude: Optional[Path] = None) -> Tuple[List[Dict[str, str]], List[str], List[str]]:
+    """(rows sorted by name, names outside the grid, networks without test results).  ``exclude``:
+    a folder to pass over (the report's own --out inside RESULTS_DIR)."""
     rows, skipped, empty = [], [], []
-    for d in sorted(p for p in results_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    ex = exclude.resolve() if exclude is not None else None
+    for d in sorted(p for p in results_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+                    and p.resolve() != ex):
         try:
             net = classify(d.name)
         except ValueError:
@@ -77,7 +80,10 @@ def collect(results_dir: Path, best: int = 10, output=None, include_initial: boo
             continue
         series = accuracy_series(log_files(d), output=output, include_initial=include_initial)
         if not series:
-            warn(f"report: {d.name}: no results (no test lines in {d})")
+            if output is not None and accuracy_series(log_files(d), include_initial=include_initial):
+                warn(f"report: {d.name}: no test output {output!r} in {d} (see --output)")
+            else:
+                warn(f"report: {d.name}: no results (no test lines in {d})")
             empty.append(d.name)
             continue
         row = {"net": d.name, "kind": net.kind, "n": "" if net.n is None else str(net.n)}
@@ -211,7 +217,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     reference = read_csv(reference_path) if reference_path else None
     column = STATISTIC_COLUMN[args.statistic]
     rows, skipped, empty = collect(args.results_dir, args.best, parse_output(args.output), args.include_initial,
-                                   warn=lambda m: print(m, file=sys.stderr))
+                                   warn=lambda m: print(m, file=sys.stderr), exclude=args.out)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "results.csv")

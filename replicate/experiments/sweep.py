@@ -45,6 +45,7 @@ import argparse
 import datetime
 import fcntl
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -84,13 +85,20 @@ def load_plan(plan_dir) -> List[dict]:
         plan = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise PlanError(f"{path}: {e}") from None
+    if not isinstance(plan, dict) or not isinstance(plan.get("networks", []), list):
+        raise PlanError(f"{path}: not a plan (expected an object with a 'networks' list; "
+                        "written by python -m replicate plan)")
     if plan.get("version") != 1:
         raise PlanError(f"{path}: version {plan.get('version')!r}, expected 1")
     nets, seen = [], set()
     for i, net in enumerate(plan.get("networks", [])):
+        if not isinstance(net, dict):
+            raise PlanError(f"{path}: network #{i} is {net!r}, not an object")
         missing = [k for k in ("name", "max_iter", "snapshot_prefix", "solver") if net.get(k) in (None, "")]
         if missing:
             raise PlanError(f"{path}: network #{i} lacks {', '.join(missing)}")
+        if not isinstance(net["max_iter"], int) or net["max_iter"] < 1:
+            raise PlanError(f"{path}: network {net['name']!r} has max_iter {net['max_iter']!r}")
         if net["name"] in seen:
             raise PlanError(f"{path}: network {net['name']!r} is listed twice")
         seen.add(net["name"])
@@ -105,14 +113,31 @@ def final_model(net_dir, net: dict) -> Path:
     return Path(net_dir) / f"{net['snapshot_prefix']}_iter_{net['max_iter']}.caffemodel"
 
 
+def fingerprint(net_dir, net: dict) -> str:
+    """SHA-256 of the network's prototxt files and max_iter: a DONE written for other files (a
+    re-plan with another scale) does not count."""
+    h = hashlib.sha256(str(net["max_iter"]).encode())
+    for p in sorted(Path(net_dir).glob("*.prototxt")):
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def is_finished(net_dir, net: dict) -> bool:
-    """The final snapshot and the DONE marker both exist."""
-    return final_model(net_dir, net).is_file() and (Path(net_dir) / DONE_FILE).is_file()
+    """The final snapshot exists and the DONE marker was written for these files and max_iter."""
+    done = Path(net_dir) / DONE_FILE
+    if not (final_model(net_dir, net).is_file() and done.is_file()):
+        return False
+    try:
+        rec = json.loads(done.read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(rec, dict) and rec.get("final_iter") == net["max_iter"]
+            and rec.get("fingerprint") == fingerprint(net_dir, net))
 
 
-def latest_snapshot(net_dir, prefix: str) -> Optional[Path]:
-    """The newest ``<prefix>_iter_<N>.solverstate`` whose caffemodel exists (temporary files of an
-    interrupted atomic write do not match)."""
+def latest_snapshot(net_dir, prefix: str, max_iter: Optional[int] = None) -> Optional[Path]:
+    """The newest ``<prefix>_iter_<N>.solverstate`` (N <= max_iter) whose caffemodel exists
+    (temporary files of an interrupted atomic write do not match)."""
     full = Path(net_dir) / prefix
     pattern = re.compile(re.escape(full.name) + r"_iter_(\d+)\.solverstate$")
     best = None
@@ -120,8 +145,10 @@ def latest_snapshot(net_dir, prefix: str) -> Optional[Path]:
         return None
     for p in full.parent.iterdir():
         m = pattern.match(p.name)
-        if m and p.with_suffix(".caffemodel").is_file() and (best is None or int(m.group(1)) > best[0]):
-            best = (int(m.group(1)), p)
+        it = int(m.group(1)) if m else -1
+        if m and (max_iter is None or it <= max_iter) and p.with_suffix(".caffemodel").is_file() \
+                and (best is None or it > best[0]):
+            best = (it, p)
     return best[1] if best else None
 
 
@@ -256,7 +283,7 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
         while rec["attempts"] < max_attempts:
             if stop and stop():
                 return done("interrupted", rec["reason"] or "the sweep stopped")
-            state = latest_snapshot(net_dir, net["snapshot_prefix"])
+            state = latest_snapshot(net_dir, net["snapshot_prefix"], net["max_iter"])
             if state is not None:
                 args = ["-snapshot", os.path.relpath(state, net_dir)]
                 what = f"resuming from iteration {_iteration(state)}"
@@ -312,14 +339,17 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
                 done("finished")
                 _write_json(net_dir / DONE_FILE, {
                     "name": name, "final_iter": net["max_iter"], "final_model": rec["final_model"],
+                    "fingerprint": fingerprint(net_dir, net),
                     "attempts": len(_attempt_logs(net_dir)), "attempts_this_sweep": rec["attempts"],
                     "started": rec["started"], "ended": rec["ended"], "wall_s": rec["wall_s"],
                     "host": rec["host"], "gpu": gpu, "logs": [str(p.relative_to(net_dir)) for p in
                                                              _attempt_logs(net_dir)]})
                 return rec
-            state = latest_snapshot(net_dir, net["snapshot_prefix"])
+            state = latest_snapshot(net_dir, net["snapshot_prefix"], net["max_iter"])
             at = f"newest snapshot: iteration {_iteration(state)}" if state else "no snapshot"
-            if rc == 0:
+            if rc == 0 and interrupted:
+                reason = f"stopped ({at})"
+            elif rc == 0:
                 reason = f"exited 0 without the final snapshot ({at})"
             else:
                 reason = f"{_describe(rc)} ({at})"
@@ -355,8 +385,9 @@ class _LocalEngine:
         self.running: dict = {}
         # CPU trainers share the cores instead of each starting one thread per core
         self.threads = threads or (None if ngpu else max(1, (os.cpu_count() or 1) // self.slots))
+        shown = os.environ.get("OMP_NUM_THREADS") or self.threads  # an OMP_NUM_THREADS already set wins
         self.where = f"{self.slots} local worker(s)" + (f" on GPUs {','.join(self.gpus)}" if self.gpus else ", CPU") \
-            + (f", {self.threads} thread(s) each" if self.threads else "")
+            + (f", {shown} thread(s) each" if shown else "")
 
     def free(self) -> int:
         return self.slots - len(self.running)
@@ -453,10 +484,22 @@ def _ray_network(plan_dir: str, net: dict, max_attempts: int, env: dict, threads
 
 
 # -- the sweep -------------------------------------------------------------------------------------
+def _earlier_status(plan_dir: Path, running: set) -> Dict[str, dict]:
+    """Records of an earlier sweep_status.json for networks this sweep does not run."""
+    try:
+        old = json.loads((plan_dir / STATUS_FILE).read_text())
+        return {k: v for k, v in old["networks"].items() if k not in running and isinstance(v, dict)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def _select(nets: List[dict], patterns: Optional[str]) -> List[dict]:
     if not patterns:
         return nets
     pats = [p.strip() for p in patterns.split(",") if p.strip()]
+    for p in pats:
+        if not any(fnmatch.fnmatchcase(n["name"], p) for n in nets):
+            raise PlanError(f"--nets pattern {p!r} matches no network of the plan")
     return [n for n in nets if any(fnmatch.fnmatchcase(n["name"], p) for p in pats)]
 
 
@@ -464,7 +507,7 @@ def _dry_run(plan_dir: Path, nets: List[dict], selected: List[dict]) -> int:
     names = {n["name"] for n in selected}
     for net in selected:
         d = plan_dir / net["name"]
-        state = latest_snapshot(d, net["snapshot_prefix"])
+        state = latest_snapshot(d, net["snapshot_prefix"], net["max_iter"])
         if is_finished(d, net):
             what = "skip (finished)"
         elif state is not None:
@@ -517,6 +560,7 @@ def sweep(plan_dir, *, engine: str = "local", workers: Optional[int] = None, add
     env = {k: v for k, v in os.environ.items() if PASS_ENV.match(k) or k == FAULT_ENV}
     status = {"version": 1, "plan_dir": str(plan_dir.resolve()), "engine": engine, "started": _now(),
               "networks": records}
+    earlier = _earlier_status(plan_dir, set(order))  # networks this sweep does not run keep their status
     bar = Progress(len(order), "sweep", enabled=sys.stderr.isatty())
 
     def say(msg: str) -> None:
@@ -532,6 +576,7 @@ def sweep(plan_dir, *, engine: str = "local", workers: Optional[int] = None, add
         for r in records.values():
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         status.update(counts=counts, wall_s=round(time.time() - t0, 3), updated=_now())
+        status["networks"] = {**earlier, **records} if earlier else records
         _write_json(plan_dir / STATUS_FILE, status)
 
     def settle(name: str, rec: dict) -> None:
@@ -662,7 +707,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.dry_run:
             plan = load_plan(args.plan_dir)
-            return _dry_run(Path(args.plan_dir), plan, _select(plan, args.nets))
+            try:
+                return _dry_run(Path(args.plan_dir), plan, _select(plan, args.nets))
+            except BrokenPipeError:  # `... --dry-run | head`: no traceback, no error at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
         return sweep(args.plan_dir, engine=args.engine, workers=args.workers, address=args.address,
                      retries=args.retries, nets=args.nets, threads=args.threads,
                      cpus_per_network=args.cpus_per_network)

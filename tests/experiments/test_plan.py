@@ -373,3 +373,35 @@ def test_planning_in_pieces_keeps_every_piece(tmp_path):
         P.write_plan(out, tmp_path / "data", nets="half2A", scale=replace(P.Scale(), max_iter=1000))
     P.write_plan(out, tmp_path / "data", nets="half2A", scale=replace(P.Scale(), max_iter=1000), force=True)
     assert [e["name"] for e in json.loads((out / "plan.json").read_text())["networks"]] == ["half2A"]
+
+
+def test_force_moves_the_earlier_run_aside(tmp_path):
+    """--force re-plans a network that has snapshots: its snapshots, logs and DONE move to
+    superseded-<time>/ (nothing is deleted; the sweep starts it afresh)."""
+    out = tmp_path / "grid"
+    P.write_plan(out, tmp_path / "data", nets="half0A")
+    d = out / "half0A"
+    for name in ("caffe_imagenet_train_iter_50.caffemodel", "caffe_imagenet_train_iter_300.solverstate",
+                 "caffe_imagenet_train_iter_300.resume", "DONE"):
+        (d / name).write_text("x")
+    (d / "logs").mkdir()
+    (d / "logs" / "1-attempt1.log").write_text("x")
+    with pytest.raises(P.PlanError, match="has caffe_imagenet_train_iter_300"):
+        P.write_plan(out, tmp_path / "data", nets="half0A", scale=replace(P.Scale(), max_iter=900))
+    said = []
+    P.write_plan(out, tmp_path / "data", nets="half0A", scale=replace(P.Scale(), max_iter=900), force=True,
+                 log=said.append)
+    moved = [p for p in d.iterdir() if p.name.startswith("superseded-")]
+    assert len(moved) == 1 and sorted(p.name for p in moved[0].iterdir()) == [
+        "DONE", "caffe_imagenet_train_iter_300.resume", "caffe_imagenet_train_iter_300.solverstate",
+        "caffe_imagenet_train_iter_50.caffemodel", "logs"]
+    assert not any(p.name.endswith((".caffemodel", ".solverstate")) for p in d.iterdir())
+    assert any("superseded-" in m for m in said)
+
+
+@pytest.mark.parametrize("overrides,what", [({"max_iter": 2}, "stepsize of 0"), ({"max_iter": 1, "stepsize": 1},
+                                            "reduced-"), ({"width": float("inf")}, "width"),
+                                           ({"base_lr": float("nan")}, "base-lr")])
+def test_scales_the_trainer_would_refuse(tmp_path, overrides, what):
+    with pytest.raises(P.PlanError, match=what):
+        P.write_plan(tmp_path, tmp_path, nets="half0A", scale=replace(P.Scale(), **overrides))

@@ -255,3 +255,18 @@ def test_gz_members_and_corrupt_tail(tmp_path):
     (tmp_path / "bad.gz").write_bytes(bytes(blob))
     text = logparse.read_text(tmp_path / "bad.gz")  # no error; the data before the damage is kept
     assert text.startswith(OLD * 1000)
+
+
+def test_out_inside_results_and_unknown_output(tmp_path, capsys):
+    """--out inside RESULTS_DIR is not read as a network; basenet.txt is not a log; an --output that
+    no test has is named as such."""
+    res = tmp_path / "grid"
+    _write(res / "half0A" / "logs" / "1-attempt1.log", NEW)
+    (res / "half0A" / "basenet.txt").write_text("../half0B")
+    assert logparse.log_files(res / "half0A") == [res / "half0A" / "logs" / "1-attempt1.log"]
+    assert dispatch(["report", str(res), "--out", str(res / "report"), "--no-reference", "--no-figures"]) == 0
+    assert dispatch(["report", str(res), "--out", str(res / "report"), "--no-reference", "--no-figures"]) == 0
+    err = capsys.readouterr().err
+    assert "skipping report" not in err
+    assert dispatch(["report", str(res), "--out", str(tmp_path / "o"), "--no-reference", "--output", "top5"]) == 1
+    assert "no test output 'top5'" in capsys.readouterr().err

@@ -259,3 +259,36 @@ def test_trainer_threads(tmp_path, monkeypatch, given, preset, expected):
     rec = sweep.run_network(str(tmp_path), net, max_attempts=1, python=str(fake), threads=given, say=lambda m: None)
     assert rec["status"] == "failed" and rec["rcs"] == [3]
     assert (tmp_path / "threads").read_text().strip() == (expected or "unset")
+
+
+def test_done_and_snapshots_belong_to_the_plan(tmp_path):
+    """A DONE written for other files or another max_iter does not count as finished, and snapshots
+    past max_iter are not resumed from (a re-plan with another scale)."""
+    d = tmp_path / "half0A"
+    d.mkdir()
+    (d / "imagenet_solver.prototxt").write_text("max_iter: 8\n")
+    net = {"name": "half0A", "max_iter": 8, "snapshot_prefix": "caffe_imagenet_train",
+           "solver": "imagenet_solver.prototxt"}
+    for it in (4, 8, 12):
+        for ext in ("caffemodel", "solverstate"):
+            (d / f"caffe_imagenet_train_iter_{it}.{ext}").write_bytes(b"x")
+    assert sweep.latest_snapshot(d, "caffe_imagenet_train", 8).name == "caffe_imagenet_train_iter_8.solverstate"
+    assert sweep.latest_snapshot(d, "caffe_imagenet_train").name == "caffe_imagenet_train_iter_12.solverstate"
+    (d / "DONE").write_text(json.dumps({"final_iter": 8, "fingerprint": sweep.fingerprint(d, net)}))
+    assert sweep.is_finished(d, net)
+    (d / "imagenet_solver.prototxt").write_text("max_iter: 8\nbase_lr: 0.1\n")
+    assert not sweep.is_finished(d, net), "a DONE for other files counted"
+    (d / "DONE").write_text(json.dumps({"final_iter": 12, "fingerprint": sweep.fingerprint(d, net)}))
+    assert not sweep.is_finished(d, net), "a DONE for another max_iter counted"
+
+
+def test_bad_plans_and_patterns(tmp_path, capsys):
+    for text in ("[]", '{"version": 1, "networks": [1]}', '{"version": 1, "networks": [{"name": "x", '
+                 '"max_iter": "ten", "snapshot_prefix": "p", "solver": "s"}]}'):
+        (tmp_path / "plan.json").write_text(text)
+        assert sweep.main([str(tmp_path)]) == 2
+        assert "error:" in capsys.readouterr().err
+    (tmp_path / "plan.json").write_text(json.dumps({"version": 1, "networks": [
+        {"name": "half0A", "max_iter": 4, "snapshot_prefix": "p", "solver": "s.prototxt"}]}))
+    assert sweep.main([str(tmp_path), "--nets", "half0a"]) == 2
+    assert "matches no network" in capsys.readouterr().err

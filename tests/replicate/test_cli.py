@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 
-
 from tests._shared import REPO, require
 from tests.ops.golden import exact_blas_ready
 from tests.replicate.test_solver_golden import workdir
@@ -53,3 +52,13 @@ def test_errors_are_one_clear_line(tmp_path):
     assert r.returncode == 1 and "missing.prototxt" in r.stderr and "Traceback" not in r.stderr
     r = cli(tmp_path, "train", "-solver", "s", "-weights", "a", "-snapshot", "b", ok=False)
     assert r.returncode != 0 and "not both" in r.stderr
+
+
+def test_missing_database_is_a_clear_error(tmp_path):
+    """A Data layer whose source does not exist: one error line naming it, no traceback."""
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "Data" top: "data" top: "label" '
+        'data_param { source: "no_such_lmdb" batch_size: 2 backend: LMDB } }\n')
+    r = cli(tmp_path, "time", "-model", "net.prototxt", "-iterations", "1", ok=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "error:" in r.stderr and "no_such_lmdb" in r.stderr
