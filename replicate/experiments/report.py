@@ -183,7 +183,7 @@ def make_figures(rows, out: Path, column: str, reference_path, reference) -> Lis
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m replicate report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m replicate report", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("results_dir", type=Path, help="one directory per network, logs in <net>/ or <net>/logs/")
     p.add_argument("--out", type=Path, required=True, help="where results.csv, results.md and figures go")
     p.add_argument("--best", type=int, default=10, metavar="K", help="top1_mean_best10 averages the K best tests")
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the paper's reference_results.csv (default: $REPLICATE_SHARED or ../shared, "
                         "paper/reference_results.csv, when present)")
     p.add_argument("--no-reference", action="store_true", help="compare with nothing")
-    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--output", default=None, metavar="NAME|INDEX",
                    help="the test output that is top-1 (default: 'accuracy', or #0 in 2014 logs)")
     p.add_argument("--include-initial", action="store_true",

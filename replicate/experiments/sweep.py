@@ -677,9 +677,10 @@ def sweep(plan_dir, *, engine: str = "local", workers: Optional[int] = None, add
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m replicate sweep", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m replicate sweep", description=__doc__.split("\n\n")[0].replace("``", ""))
     ap.add_argument("plan_dir", help="folder with plan.json (written by python -m replicate plan)")
-    ap.add_argument("--engine", choices=("local", "ray"), default="local")
+    ap.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="local: subprocesses on this machine (default); ray: a Ray task per network")
     ap.add_argument("--workers", type=int, default=None,
                     help="networks at a time (local: default 1, at most one per GPU; ray: the local "
                          "cluster's CPUs (default: all), or no limit with --address)")
