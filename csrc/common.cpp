@@ -46,14 +46,32 @@ void check_int_tensor(const char* op, const char* arg, const at::Tensor& t, at::
               t.defined() ? std::string(c10::toString(t.scalar_type())) : std::string("undefined"));
 }
 
+void check_like(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref, at::IntArrayRef shape,
+                int64_t dim, const char* expected_shape) {
+  check_tensor(op, arg, t, dim, expected_shape, ref.device().type());
+  check_same_dtype(op, arg, t, ref);
+  check_same_device(op, arg, t, ref);
+  check_shape(op, arg, t, shape);
+}
+
+void check_inplace(const char* op, const char* arg, const at::Tensor& t, c10::DeviceType device) {
+  check_tensor(op, arg, t, -1, "any shape", device);
+  TORCH_CHECK(t.is_contiguous(), op, ": ", arg, " must be contiguous (it is updated in place)");
+  TORCH_CHECK(t.numel() <= INT32_MAX, op, ": ", arg, " has more elements than Caffe's int count");
+}
+
+void check_inplace_like(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref) {
+  check_inplace(op, arg, t, ref.device().type());
+  check_same_dtype(op, arg, t, ref);
+  check_same_device(op, arg, t, ref);
+  check_shape(op, arg, t, ref.sizes());
+}
+
 at::Tensor param_diff_out(const char* op, const char* arg, bool wanted, const std::optional<at::Tensor>& acc,
                           at::IntArrayRef shape, const at::Tensor& like) {
   if (!wanted) return at::empty({0}, like.options());
   if (!acc) return at::zeros(shape, like.options());
-  check_tensor(op, arg, *acc, static_cast<int64_t>(shape.size()), shape_str(shape).c_str(), like.device().type());
-  check_same_dtype(op, arg, *acc, like);
-  check_same_device(op, arg, *acc, like);
-  check_shape(op, arg, *acc, shape);
+  check_like(op, arg, *acc, like, shape, static_cast<int64_t>(shape.size()), shape_str(shape).c_str());
   return acc->clone(at::MemoryFormat::Contiguous);
 }
 

@@ -1,4 +1,4 @@
-// Shared argument checks and helpers for the CPU kernels.
+// Shared argument checks and helpers for the CPU kernels and the CUDA glue.
 #pragma once
 #include <torch/library.h>
 #include <ATen/ATen.h>
@@ -31,6 +31,15 @@ void check_same_device(const char* op, const char* arg, const at::Tensor& t, con
 void check_same_dtype(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref);
 void check_shape(const char* op, const char* arg, const at::Tensor& t, at::IntArrayRef shape);
 void check_int_tensor(const char* op, const char* arg, const at::Tensor& t, at::ScalarType st);
+// `t` like `ref` and shaped `shape`: check_tensor on ref's device type (with `dim` and
+// `expected_shape` for its message), then ref's dtype, ref's device and the shape.
+void check_like(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref, at::IntArrayRef shape,
+                int64_t dim = -1, const char* expected_shape = "any shape");
+// A tensor an op updates in place (the solver's level-1 BLAS steps): a floating tensor on `device`,
+// contiguous, with at most INT32_MAX elements (Caffe's int count).  check_inplace_like: and like `ref`
+// (dtype, device, shape).
+void check_inplace(const char* op, const char* arg, const at::Tensor& t, c10::DeviceType device);
+void check_inplace_like(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref);
 // A parameter diff for a backward op: empty when not requested (mask off), else a contiguous
 // copy of the accumulator the caller passes (Caffe accumulates into param diffs), else zeros.
 // The accumulator must be a tensor like `like` (same device type, device and dtype).

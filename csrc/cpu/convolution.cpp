@@ -75,9 +75,7 @@ at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const
   const char* op = "conv_forward";
   const Conv c = setup(op, input, weight, stride, pad, dilation, group);
   if (bias) {
-    check_input(op, "bias", *bias, 1, "(num_output,)");
-    check_same_dtype(op, "bias", *bias, input);
-    check_shape(op, "bias", *bias, {c.out_channels});
+    check_like(op, "bias", *bias, input, {c.out_channels}, 1, "(num_output,)");
   }
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
   const at::Tensor b = bias ? bias->contiguous() : at::Tensor();
@@ -102,9 +100,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
     const std::optional<at::Tensor>& weight_diff, const std::optional<at::Tensor>& bias_diff) {
   const char* op = "conv_backward";
   const Conv c = setup(op, input, weight, stride, pad, dilation, group);
-  check_input(op, "grad_output", grad_output, 4, "(N, num_output, out_h, out_w)");
-  check_same_dtype(op, "grad_output", grad_output, input);
-  check_shape(op, "grad_output", grad_output, {c.num, c.out_channels, c.g.out_h(), c.g.out_w()});
+  check_like(op, "grad_output", grad_output, input, {c.num, c.out_channels, c.g.out_h(), c.g.out_w()}, 4,
+             "(N, num_output, out_h, out_w)");
   at::Tensor gw = param_diff_out(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
   at::Tensor gb = param_diff_out(op, "bias_diff", output_mask[2], bias_diff, {c.out_channels}, input);
   at::Tensor gx = output_mask[0] ? at::empty(input.sizes(), input.options()) : at::empty({0}, input.options());

@@ -25,9 +25,7 @@ at::Tensor ip_forward(const at::Tensor& input, const at::Tensor& weight, const s
   int64_t N;
   check_ip(op, input, weight, transpose, N);
   if (bias) {
-    check_input(op, "bias", *bias, 1, "(num_output,)");
-    check_same_dtype(op, "bias", *bias, input);
-    check_shape(op, "bias", *bias, {N});
+    check_like(op, "bias", *bias, input, {N}, 1, "(num_output,)");
   }
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
   const int64_t M = x.size(0), K = x.size(1);
@@ -54,9 +52,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ip_backward(
   int64_t N;
   check_ip(op, input, weight, transpose, N);
   const int64_t M = input.size(0), K = input.size(1);
-  check_input(op, "grad_output", grad_output, 2, "(M, num_output)");
-  check_same_dtype(op, "grad_output", grad_output, input);
-  check_shape(op, "grad_output", grad_output, {M, N});
+  check_like(op, "grad_output", grad_output, input, {M, N}, 2, "(M, num_output)");
   const at::Tensor x = input.contiguous(), w = weight.contiguous(), td = grad_output.contiguous();
   at::Tensor gw = param_diff_out(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
   at::Tensor gb = param_diff_out(op, "bias_diff", output_mask[2], bias_diff, {N}, input);

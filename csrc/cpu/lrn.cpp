@@ -74,9 +74,7 @@ at::Tensor across_backward(const at::Tensor& grad_output, const at::Tensor& inpu
   check_lrn(op, input, size);
   for (auto [name, t] : {std::pair<const char*, const at::Tensor*>{"grad_output", &grad_output},
                          {"output", &output}, {"scale", &scale}, {"scale_power", &scale_power}}) {
-    check_input(op, name, *t, 4, "(N, C, H, W) like input");
-    check_same_dtype(op, name, *t, input);
-    check_shape(op, name, *t, input.sizes());
+    check_like(op, name, *t, input, input.sizes(), 4, "(N, C, H, W) like input");
   }
   const at::Tensor x = input.contiguous(), td = grad_output.contiguous(), y = output.contiguous(),
                    sc = scale.contiguous(), scp = scale_power.contiguous();
@@ -200,9 +198,7 @@ at::Tensor within_backward(const at::Tensor& grad_output, const at::Tensor& inpu
   check_lrn(op, input, size);
   for (auto [name, t] : {std::pair<const char*, const at::Tensor*>{"grad_output", &grad_output},
                          {"pool_output", &pool_output}, {"power_output", &power_output}}) {
-    check_input(op, name, *t, 4, "(N, C, H, W) like input");
-    check_same_dtype(op, name, *t, input);
-    check_shape(op, name, *t, input.sizes());
+    check_like(op, name, *t, input, input.sizes(), 4, "(N, C, H, W) like input");
   }
   const at::Tensor x = input.contiguous(), td = grad_output.contiguous(), pooled = pool_output.contiguous(),
                    powered = power_output.contiguous();

@@ -29,9 +29,7 @@ at::Tensor relu_forward(const at::Tensor& input, double negative_slope) {
 at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& input, double negative_slope) {
   const char* op = "relu_backward";
   check_input(op, "input", input, -1, "any shape");
-  check_input(op, "grad_output", grad_output, -1, "the shape of input");
-  check_same_dtype(op, "grad_output", grad_output, input);
-  check_shape(op, "grad_output", grad_output, input.sizes());
+  check_like(op, "grad_output", grad_output, input, input.sizes(), -1, "the shape of input");
   const at::Tensor x = input.contiguous(), td = grad_output.contiguous();
   at::Tensor bottom = at::empty_like(x);
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {

@@ -87,9 +87,7 @@ at::Tensor softmax_forward(const at::Tensor& input, int64_t axis) {
 at::Tensor softmax_backward(const at::Tensor& grad_output, const at::Tensor& output, int64_t axis) {
   const char* op = "softmax_backward";
   const AxisSplit s = split_axis(op, "output", output, axis);
-  check_input(op, "grad_output", grad_output, -1, "the shape of output");
-  check_same_dtype(op, "grad_output", grad_output, output);
-  check_shape(op, "grad_output", grad_output, output.sizes());
+  check_like(op, "grad_output", grad_output, output, output.sizes(), -1, "the shape of output");
   const at::Tensor y = output.contiguous();
   at::Tensor bottom = grad_output.clone(at::MemoryFormat::Contiguous);
   REPLICATE_DISPATCH(y.scalar_type(), op, [&] {

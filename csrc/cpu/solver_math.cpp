@@ -14,24 +14,12 @@ namespace replicate {
 namespace cpu {
 namespace {
 
-void check_inplace(const char* op, const char* arg, const at::Tensor& t) {
-  check_input(op, arg, t, -1, "any shape");
-  TORCH_CHECK(t.is_contiguous(), op, ": ", arg, " must be contiguous (it is updated in place)");
-  TORCH_CHECK(t.numel() <= INT32_MAX, op, ": ", arg, " has more elements than Caffe's int count");
-}
-
-void check_pair(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref) {
-  check_inplace(op, arg, t);
-  check_same_dtype(op, arg, t, ref);
-  check_shape(op, arg, t, ref.sizes());
-}
-
 void sgd_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, double local_rate, double momentum,
                 double local_decay, int64_t regularization, double diff_scale) {
   const char* op = "sgd_update";
-  check_inplace(op, "data", data);
-  check_pair(op, "diff", diff, data);
-  check_pair(op, "history", history, data);
+  check_inplace(op, "data", data, c10::DeviceType::CPU);
+  check_inplace_like(op, "diff", diff, data);
+  check_inplace_like(op, "history", history, data);
   TORCH_CHECK(regularization == 0 || regularization == 1, op,
               ": regularization must be 0 (L2) or 1 (L1), got ", regularization);
   const int n = static_cast<int>(data.numel());
@@ -60,10 +48,8 @@ void sgd_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, double 
 
 void blas_axpy(double alpha, const at::Tensor& x, at::Tensor& y) {
   const char* op = "blas_axpy";
-  check_inplace(op, "y", y);
-  check_input(op, "x", x, -1, "the shape of y");
-  check_same_dtype(op, "x", x, y);
-  check_shape(op, "x", x, y.sizes());
+  check_inplace(op, "y", y, c10::DeviceType::CPU);
+  check_like(op, "x", x, y, y.sizes(), -1, "the shape of y");
   const at::Tensor xc = x.contiguous();
   REPLICATE_DISPATCH(y.scalar_type(), op, [&] {
     using T = scalar_t;
@@ -73,7 +59,7 @@ void blas_axpy(double alpha, const at::Tensor& x, at::Tensor& y) {
 
 void blas_scal(double alpha, at::Tensor& x) {
   const char* op = "blas_scal";
-  check_inplace(op, "x", x);
+  check_inplace(op, "x", x, c10::DeviceType::CPU);
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     using T = scalar_t;
     blas::scal<T>(static_cast<int>(x.numel()), static_cast<T>(alpha), x.data_ptr<T>());
@@ -83,9 +69,7 @@ void blas_scal(double alpha, at::Tensor& x) {
 at::Tensor blas_dot(const at::Tensor& x, const at::Tensor& y) {
   const char* op = "blas_dot";
   check_input(op, "x", x, -1, "any shape");
-  check_input(op, "y", y, -1, "the shape of x");
-  check_same_dtype(op, "y", y, x);
-  check_shape(op, "y", y, x.sizes());
+  check_like(op, "y", y, x, x.sizes(), -1, "the shape of x");
   TORCH_CHECK(x.numel() <= INT32_MAX, op, ": more elements than Caffe's int count");
   const at::Tensor xc = x.contiguous(), yc = y.contiguous();
   at::Tensor out = at::empty({}, x.options());

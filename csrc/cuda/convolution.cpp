@@ -52,10 +52,7 @@ at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const
   const char* op = "conv_forward";
   const Conv c = setup(op, input, weight, stride, pad, dilation, group);
   if (bias) {
-    check_cuda(op, "bias", *bias, 1, "(num_output,)");
-    check_same_dtype(op, "bias", *bias, input);
-    check_same_device(op, "bias", *bias, input);
-    check_shape(op, "bias", *bias, {c.out_channels});
+    check_like(op, "bias", *bias, input, {c.out_channels}, 1, "(num_output,)");
   }
   const c10::cuda::CUDAGuard guard(input.device());
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
@@ -92,10 +89,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
     const std::optional<at::Tensor>& weight_diff, const std::optional<at::Tensor>& bias_diff) {
   const char* op = "conv_backward";
   const Conv c = setup(op, input, weight, stride, pad, dilation, group);
-  check_cuda(op, "grad_output", grad_output, 4, "(N, num_output, out_h, out_w)");
-  check_same_dtype(op, "grad_output", grad_output, input);
-  check_same_device(op, "grad_output", grad_output, input);
-  check_shape(op, "grad_output", grad_output, {c.num, c.out_channels, c.g.out_h(), c.g.out_w()});
+  check_like(op, "grad_output", grad_output, input, {c.num, c.out_channels, c.g.out_h(), c.g.out_w()}, 4,
+             "(N, num_output, out_h, out_w)");
   const c10::cuda::CUDAGuard guard(input.device());
   at::Tensor gw = param_diff_out(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
   at::Tensor gb = param_diff_out(op, "bias_diff", output_mask[2], bias_diff, {c.out_channels}, input);
@@ -169,10 +164,7 @@ at::Tensor ip_forward(const at::Tensor& input, const at::Tensor& weight, const s
   const char* op = "inner_product_forward";
   const int64_t N = check_ip(op, input, weight, transpose);
   if (bias) {
-    check_cuda(op, "bias", *bias, 1, "(num_output,)");
-    check_same_dtype(op, "bias", *bias, input);
-    check_same_device(op, "bias", *bias, input);
-    check_shape(op, "bias", *bias, {N});
+    check_like(op, "bias", *bias, input, {N}, 1, "(num_output,)");
   }
   const c10::cuda::CUDAGuard guard(input.device());
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
@@ -196,10 +188,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ip_backward(
   const char* op = "inner_product_backward";
   const int64_t N = check_ip(op, input, weight, transpose);
   const int64_t M = input.size(0), K = input.size(1);
-  check_cuda(op, "grad_output", grad_output, 2, "(M, num_output)");
-  check_same_dtype(op, "grad_output", grad_output, input);
-  check_same_device(op, "grad_output", grad_output, input);
-  check_shape(op, "grad_output", grad_output, {M, N});
+  check_like(op, "grad_output", grad_output, input, {M, N}, 2, "(M, num_output)");
   const c10::cuda::CUDAGuard guard(input.device());
   const at::Tensor x = input.contiguous(), w = weight.contiguous(), td = grad_output.contiguous();
   at::Tensor gw = param_diff_out(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);

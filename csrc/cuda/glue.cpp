@@ -169,13 +169,11 @@ void check_lrn(const char* op, const at::Tensor& x, int64_t size) {
   TORCH_CHECK(size > 0 && size % 2 == 1, op, ": size must be a positive odd number (Caffe's rule), got ", size);
 }
 
-void check_like(const char* op, std::initializer_list<std::pair<const char*, const at::Tensor*>> args,
-                const at::Tensor& input) {
+// The LRN backward ops' saved tensors: each like the input.
+void check_lrn_saved(const char* op, std::initializer_list<std::pair<const char*, const at::Tensor*>> args,
+                     const at::Tensor& input) {
   for (auto [name, t] : args) {
-    check_cuda(op, name, *t, 4, "(N, C, H, W) like input");
-    check_same_dtype(op, name, *t, input);
-    check_same_device(op, name, *t, input);
-    check_shape(op, name, *t, input.sizes());
+    check_like(op, name, *t, input, input.sizes(), 4, "(N, C, H, W) like input");
   }
 }
 
@@ -201,8 +199,8 @@ at::Tensor lrn_across_backward(const at::Tensor& grad_output, const at::Tensor& 
                                double beta) {
   const char* op = "lrn_across_backward";
   check_lrn(op, input, size);
-  check_like(op, {{"grad_output", &grad_output}, {"output", &output}, {"scale", &scale}, {"scale_power", &scale_power}},
-             input);
+  check_lrn_saved(op, {{"grad_output", &grad_output}, {"output", &output}, {"scale", &scale}, {"scale_power", &scale_power}},
+                  input);
   const c10::cuda::CUDAGuard guard(input.device());
   const at::Tensor x = input.contiguous(), td = grad_output.contiguous(), y = output.contiguous(),
                    sc = scale.contiguous(), scp = scale_power.contiguous();
@@ -250,8 +248,8 @@ at::Tensor lrn_within_backward(const at::Tensor& grad_output, const at::Tensor& 
                                const at::Tensor& power_output, int64_t size, double alpha_arg, double beta_arg) {
   const char* op = "lrn_within_backward";
   check_lrn(op, input, size);
-  check_like(op, {{"grad_output", &grad_output}, {"pool_output", &pool_output}, {"power_output", &power_output}},
-             input);
+  check_lrn_saved(op, {{"grad_output", &grad_output}, {"pool_output", &pool_output}, {"power_output", &power_output}},
+                  input);
   const c10::cuda::CUDAGuard guard(input.device());
   const at::Tensor x = input.contiguous(), td = grad_output.contiguous(), pooled = pool_output.contiguous(),
                    powered = power_output.contiguous();
@@ -294,10 +292,7 @@ at::Tensor relu_forward(const at::Tensor& input, double negative_slope) {
 
 at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& input, double negative_slope) {
   check_cuda("relu_backward", "input", input);
-  check_cuda("relu_backward", "grad_output", grad_output);
-  check_same_dtype("relu_backward", "grad_output", grad_output, input);
-  check_same_device("relu_backward", "grad_output", grad_output, input);
-  check_shape("relu_backward", "grad_output", grad_output, input.sizes());
+  check_like("relu_backward", "grad_output", grad_output, input, input.sizes());
   const c10::cuda::CUDAGuard guard(input.device());
   const at::Tensor x = input.contiguous(), dy = grad_output.contiguous();
   at::Tensor dx = at::empty_like(x);
@@ -398,10 +393,7 @@ at::Tensor softmax_forward(const at::Tensor& input, int64_t axis) {
 at::Tensor softmax_backward(const at::Tensor& grad_output, const at::Tensor& output, int64_t axis) {
   const char* op = "softmax_backward";
   const cuda::Split s = split_axis(op, "output", output, axis);
-  check_cuda(op, "grad_output", grad_output, -1, "the shape of output");
-  check_same_dtype(op, "grad_output", grad_output, output);
-  check_same_device(op, "grad_output", grad_output, output);
-  check_shape(op, "grad_output", grad_output, output.sizes());
+  check_like(op, "grad_output", grad_output, output, output.sizes(), -1, "the shape of output");
   const c10::cuda::CUDAGuard guard(output.device());
   const at::Tensor y = output.contiguous(), td = grad_output.contiguous();
   at::Tensor bottom = at::empty_like(y);

@@ -18,25 +18,12 @@ namespace replicate {
 namespace cuda_glue {
 namespace {
 
-void check_inplace(const char* op, const char* arg, const at::Tensor& t) {
-  check_cuda(op, arg, t);
-  TORCH_CHECK(t.is_contiguous(), op, ": ", arg, " must be contiguous (it is updated in place)");
-  TORCH_CHECK(t.numel() <= INT32_MAX, op, ": ", arg, " has more elements than Caffe's int count");
-}
-
-void check_pair(const char* op, const char* arg, const at::Tensor& t, const at::Tensor& ref) {
-  check_inplace(op, arg, t);
-  check_same_dtype(op, arg, t, ref);
-  check_same_device(op, arg, t, ref);
-  check_shape(op, arg, t, ref.sizes());
-}
-
 void sgd_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, double local_rate, double momentum,
                 double local_decay, int64_t regularization, double diff_scale) {
   const char* op = "sgd_update";
-  check_inplace(op, "data", data);
-  check_pair(op, "diff", diff, data);
-  check_pair(op, "history", history, data);
+  check_inplace(op, "data", data, c10::DeviceType::CUDA);
+  check_inplace_like(op, "diff", diff, data);
+  check_inplace_like(op, "history", history, data);
   TORCH_CHECK(regularization == 0 || regularization == 1, op,
               ": regularization must be 0 (L2) or 1 (L1), got ", regularization);
   const c10::cuda::CUDAGuard guard(data.device());
@@ -66,11 +53,8 @@ void sgd_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, double 
 
 void blas_axpy(double alpha, const at::Tensor& x, at::Tensor& y) {
   const char* op = "blas_axpy";
-  check_inplace(op, "y", y);
-  check_cuda(op, "x", x, -1, "the shape of y");
-  check_same_dtype(op, "x", x, y);
-  check_same_device(op, "x", x, y);
-  check_shape(op, "x", x, y.sizes());
+  check_inplace(op, "y", y, c10::DeviceType::CUDA);
+  check_like(op, "x", x, y, y.sizes(), -1, "the shape of y");
   const c10::cuda::CUDAGuard guard(y.device());
   const at::Tensor xc = x.contiguous();
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "replicate_cuda", [&] {
@@ -81,7 +65,7 @@ void blas_axpy(double alpha, const at::Tensor& x, at::Tensor& y) {
 
 void blas_scal(double alpha, at::Tensor& x) {
   const char* op = "blas_scal";
-  check_inplace(op, "x", x);
+  check_inplace(op, "x", x, c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(x.device());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "replicate_cuda", [&] {
     using T = scalar_t;
@@ -93,10 +77,7 @@ void blas_scal(double alpha, at::Tensor& x) {
 at::Tensor blas_dot(const at::Tensor& x, const at::Tensor& y) {
   const char* op = "blas_dot";
   check_cuda(op, "x", x);
-  check_cuda(op, "y", y, -1, "the shape of x");
-  check_same_dtype(op, "y", y, x);
-  check_same_device(op, "y", y, x);
-  check_shape(op, "y", y, x.sizes());
+  check_like(op, "y", y, x, x.sizes(), -1, "the shape of x");
   TORCH_CHECK(x.numel() <= INT32_MAX, op, ": more elements than Caffe's int count");
   const c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor xc = x.contiguous(), yc = y.contiguous();
