@@ -2,31 +2,16 @@
 // K=1 GEMM against ones; backward: weight diff GEMM (beta 1), bias diff GEMV (beta 1), bottom GEMM.
 #include "../blas.h"
 #include "../common.h"
+#include "../inner_product.h"
 
 namespace replicate {
 namespace cpu {
 namespace {
 
-// input (M, K); weight (N, K), or (K, N) with transpose (Caffe's `transpose`).
-void check_ip(const char* op, const at::Tensor& input, const at::Tensor& weight, bool transpose, int64_t& N) {
-  check_input(op, "input", input, 2, "(M, K): the batch flattened from Caffe's axis");
-  check_input(op, "weight", weight, 2, transpose ? "(K, num_output)" : "(num_output, K)");
-  check_same_dtype(op, "weight", weight, input);
-  const int64_t K = input.size(1);
-  N = transpose ? weight.size(1) : weight.size(0);
-  TORCH_CHECK((transpose ? weight.size(0) : weight.size(1)) == K, op, ": argument 'weight' has shape ",
-              shape_str(weight.sizes()), "; expected ", transpose ? "(" : "(num_output, ", K,
-              transpose ? ", num_output)" : ")", " for an input of ", K, " features");
-}
-
 at::Tensor ip_forward(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                       bool transpose) {
   const char* op = "inner_product_forward";
-  int64_t N;
-  check_ip(op, input, weight, transpose, N);
-  if (bias) {
-    check_like(op, "bias", *bias, input, {N}, 1, "(num_output,)");
-  }
+  const int64_t N = ip_setup(op, input, weight, transpose, c10::DeviceType::CPU, bias);
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
   const int64_t M = x.size(0), K = x.size(1);
   at::Tensor top = at::empty({M, N}, x.options());
@@ -49,8 +34,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ip_backward(
     std::array<bool, 3> output_mask, const std::optional<at::Tensor>& weight_diff,
     const std::optional<at::Tensor>& bias_diff) {
   const char* op = "inner_product_backward";
-  int64_t N;
-  check_ip(op, input, weight, transpose, N);
+  const int64_t N = ip_setup(op, input, weight, transpose, c10::DeviceType::CPU);
   const int64_t M = input.size(0), K = input.size(1);
   check_like(op, "grad_output", grad_output, input, {M, N}, 2, "(M, num_output)");
   const at::Tensor x = input.contiguous(), w = weight.contiguous(), td = grad_output.contiguous();

@@ -11,6 +11,7 @@
 #include <ATen/Context.h>
 
 #include "../conv.h"
+#include "../inner_product.h"
 #include "../cpu/im2col.h"
 #include "blas.h"
 #include "glue.h"
@@ -146,26 +147,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
   return {gx, gw, gb};
 }
 
-// input (M, K); weight (N, K), or (K, N) with transpose (Caffe's `transpose`).
-int64_t check_ip(const char* op, const at::Tensor& input, const at::Tensor& weight, bool transpose) {
-  check_cuda(op, "input", input, 2, "(M, K): the batch flattened from Caffe's axis");
-  check_cuda(op, "weight", weight, 2, transpose ? "(K, num_output)" : "(num_output, K)");
-  check_same_dtype(op, "weight", weight, input);
-  check_same_device(op, "weight", weight, input);
-  const int64_t K = input.size(1), N = transpose ? weight.size(1) : weight.size(0);
-  TORCH_CHECK((transpose ? weight.size(0) : weight.size(1)) == K, op, ": argument 'weight' has shape ",
-              shape_str(weight.sizes()), "; expected ", transpose ? "(" : "(num_output, ", K,
-              transpose ? ", num_output)" : ")", " for an input of ", K, " features");
-  return N;
-}
-
 at::Tensor ip_forward(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                       bool transpose) {
   const char* op = "inner_product_forward";
-  const int64_t N = check_ip(op, input, weight, transpose);
-  if (bias) {
-    check_like(op, "bias", *bias, input, {N}, 1, "(num_output,)");
-  }
+  const int64_t N = ip_setup(op, input, weight, transpose, c10::DeviceType::CUDA, bias);
   const c10::cuda::CUDAGuard guard(input.device());
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
   const int64_t M = x.size(0), K = x.size(1);
@@ -186,7 +171,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ip_backward(
     std::array<bool, 3> output_mask, const std::optional<at::Tensor>& weight_diff,
     const std::optional<at::Tensor>& bias_diff) {
   const char* op = "inner_product_backward";
-  const int64_t N = check_ip(op, input, weight, transpose);
+  const int64_t N = ip_setup(op, input, weight, transpose, c10::DeviceType::CUDA);
   const int64_t M = input.size(0), K = input.size(1);
   check_like(op, "grad_output", grad_output, input, {M, N}, 2, "(M, num_output)");
   const c10::cuda::CUDAGuard guard(input.device());
