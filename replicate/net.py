@@ -23,6 +23,7 @@ from prototxt_like.codec import serialize
 from prototxt_like.errors import BlobError
 from prototxt_like.io import load_net, load_net_binary
 
+from .fileio import atomic_write
 from .layers import Context, LayerError, Param, layer_class
 from .rng import CaffeRNG
 
@@ -535,16 +536,6 @@ class Net:
 
 def _serialize_net(net: Net, write_diff: bool) -> bytes:
     return serialize(net.to_proto(write_diff))
-
-
-def atomic_write(path, data: bytes) -> None:
-    path = os.fspath(path)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _shape_str(shape) -> str:

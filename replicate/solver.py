@@ -37,7 +37,8 @@ from prototxt_like.io import load_net, load_solver, load_solverstate
 
 from . import ops as R
 from .log import CaffeLog, g
-from .net import Net, atomic_write
+from .fileio import atomic_write
+from .net import Net
 from .rng import CaffeRNG
 
 f32 = np.float32
@@ -422,10 +423,13 @@ class SGDSolver:
         return path
 
     # -- exact resume (the .resume sidecar) --------------------------------------------------
+    def _tagged_nets(self):
+        """``(tag, net)``: ``train`` and ``test0``, ``test1``, ..."""
+        return [("train", self.net)] + [(f"test{i}", n) for i, n in enumerate(self.test_nets)]
+
     def _stateful_layers(self):
         """``(net tag, layer index, layer)`` of every layer with a data position."""
-        nets = [("train", self.net)] + [(f"test{i}", n) for i, n in enumerate(self.test_nets)]
-        for tag, net in nets:
+        for tag, net in self._tagged_nets():
             for lid, layer in enumerate(net.layers):
                 if hasattr(layer, "resume_state"):
                     yield tag, lid, layer
@@ -433,7 +437,7 @@ class SGDSolver:
     def _fingerprint(self) -> str:
         """The nets' structure: layers, blobs, parameter shapes, batch sizes and random transforms."""
         h = hashlib.sha256()
-        for tag, net in [("train", self.net)] + [(f"test{i}", n) for i, n in enumerate(self.test_nets)]:
+        for tag, net in self._tagged_nets():
             for lp, layer in zip(net.layer_params, net.layers):
                 t = lp.transform_param
                 h.update(repr((tag, lp.name, lp.type, list(lp.bottom), list(lp.top),

@@ -32,6 +32,7 @@ from typing import Callable, Iterable, Optional
 
 from prototxt_like import caffe_pb2, to_text
 
+from ..fileio import atomic_write
 from .names import LEARNED, Network, classify, release_names
 
 __all__ = ["Scale", "PRESETS", "PlanError", "select", "network_files", "write_plan", "main"]
@@ -369,9 +370,7 @@ def _supersede(d: Path, log: Callable[[str], None]) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, text.encode("utf-8"))
 
 
 def write_plan(out, data_root, *, nets: Optional[Iterable[str]] = None, scale: Scale = Scale(),

@@ -58,6 +58,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from ..fileio import atomic_write
 from ..progress import Progress
 
 STATUS_FILE = "sweep_status.json"
@@ -166,11 +167,7 @@ def _now() -> str:
 
 
 def _write_json(path, obj) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, (json.dumps(obj, indent=1) + "\n").encode())
 
 
 # -- one network -----------------------------------------------------------------------------------
@@ -337,13 +334,13 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
             if rc == 0 and final.is_file():
                 rec.update(final_model=str(final.relative_to(net_dir)), final_iter=net["max_iter"])
                 done("finished")
+                logs = _attempt_logs(net_dir)
                 _write_json(net_dir / DONE_FILE, {
                     "name": name, "final_iter": net["max_iter"], "final_model": rec["final_model"],
                     "fingerprint": fingerprint(net_dir, net),
-                    "attempts": len(_attempt_logs(net_dir)), "attempts_this_sweep": rec["attempts"],
+                    "attempts": len(logs), "attempts_this_sweep": rec["attempts"],
                     "started": rec["started"], "ended": rec["ended"], "wall_s": rec["wall_s"],
-                    "host": rec["host"], "gpu": gpu, "logs": [str(p.relative_to(net_dir)) for p in
-                                                             _attempt_logs(net_dir)]})
+                    "host": rec["host"], "gpu": gpu, "logs": [str(p.relative_to(net_dir)) for p in logs]})
                 return rec
             state = latest_snapshot(net_dir, net["snapshot_prefix"], net["max_iter"])
             at = f"newest snapshot: iteration {_iteration(state)}" if state else "no snapshot"
