@@ -50,6 +50,22 @@ at::Tensor param_diff_out(const char* op, const char* arg, bool wanted, const st
 // tensors stay on the calling thread (waking the pool costs more than the work).
 inline int64_t grain(int64_t per_item) { return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(per_item, 1)); }
 
+// SoftmaxWithLoss's normaliser (Caffe's LossLayer::GetNormalizer) for `outer` x `inner` predictions:
+// LossParameter.NormalizationMode FULL 0, VALID 1 (the valid count; -1: none ignored, as FULL),
+// BATCH_SIZE 2, NONE 3; at least 1.
+template <typename T>
+T loss_normalizer(const char* op, int64_t mode, int64_t outer, int64_t inner, int64_t valid_count) {
+  T v;
+  switch (mode) {
+    case 0: v = T(outer * inner); break;
+    case 1: v = valid_count == -1 ? T(outer * inner) : T(valid_count); break;
+    case 2: v = T(outer); break;
+    case 3: v = T(1); break;
+    default: TORCH_CHECK(false, op, ": unknown normalization mode ", mode, " (FULL 0, VALID 1, BATCH_SIZE 2, NONE 3)");
+  }
+  return std::max(T(1.0), v);
+}
+
 std::pair<int64_t, int64_t> pair_arg(const char* op, const char* arg, at::IntArrayRef v, bool positive);
 
 }  // namespace replicate

@@ -2,6 +2,7 @@
 #include "im2col.h"
 
 #include "../common.h"
+#include "../conv.h"
 
 namespace replicate {
 namespace cpu {
@@ -23,11 +24,9 @@ namespace {
 at::Tensor im2col_op(const at::Tensor& im, at::IntArrayRef kernel, at::IntArrayRef pad, at::IntArrayRef stride,
                      at::IntArrayRef dilation) {
   const char* op = "im2col";
-  check_input(op, "im", im, -1, "(C, H, W) or (N, C, H, W)");
-  TORCH_CHECK(im.dim() == 3 || im.dim() == 4, op, ": argument 'im' has shape ", shape_str(im.sizes()),
-              "; expected (C, H, W) or (N, C, H, W)");
-  const at::Tensor x = im.dim() == 3 ? im.unsqueeze(0).contiguous() : im.contiguous();
-  const ConvGeom g = conv_geometry(op, x.size(1), x.size(2), x.size(3), kernel, pad, stride, dilation);
+  at::Tensor x;
+  ConvGeom g;
+  std::tie(x, g) = im2col_setup(op, im, kernel, pad, stride, dilation, c10::DeviceType::CPU);
   const int64_t N = x.size(0), rows = g.channels * g.kernel_h * g.kernel_w, S = g.out_h() * g.out_w();
   at::Tensor col = at::empty({N, rows, S}, x.options());
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
@@ -43,16 +42,11 @@ at::Tensor im2col_op(const at::Tensor& im, at::IntArrayRef kernel, at::IntArrayR
 at::Tensor col2im_op(const at::Tensor& col, at::IntArrayRef image_size, int64_t channels, at::IntArrayRef kernel,
                      at::IntArrayRef pad, at::IntArrayRef stride, at::IntArrayRef dilation) {
   const char* op = "col2im";
-  check_input(op, "col", col, -1, "(C*kh*kw, out_h*out_w) or (N, C*kh*kw, out_h*out_w)");
-  TORCH_CHECK(col.dim() == 2 || col.dim() == 3, op, ": argument 'col' has shape ", shape_str(col.sizes()),
-              "; expected (C*kh*kw, out_h*out_w) or (N, C*kh*kw, out_h*out_w)");
-  auto [H, W] = pair_arg(op, "image_size", image_size, true);
-  TORCH_CHECK(channels > 0, op, ": channels must be positive, got ", channels);
-  const at::Tensor c = col.dim() == 2 ? col.unsqueeze(0).contiguous() : col.contiguous();
-  const ConvGeom g = conv_geometry(op, channels, H, W, kernel, pad, stride, dilation);
+  at::Tensor c;
+  ConvGeom g;
+  std::tie(c, g) = col2im_setup(op, col, image_size, channels, kernel, pad, stride, dilation, c10::DeviceType::CPU);
   const int64_t N = c.size(0), rows = channels * g.kernel_h * g.kernel_w, S = g.out_h() * g.out_w();
-  if (col.dim() == 2) check_shape(op, "col", col, {rows, S});
-  else check_shape(op, "col", c, {N, rows, S});
+  const int64_t H = g.height, W = g.width;
   at::Tensor im = at::empty({N, channels, H, W}, c.options());
   REPLICATE_DISPATCH(c.scalar_type(), op, [&] {
     const scalar_t* cd = c.data_ptr<scalar_t>();

@@ -8,6 +8,7 @@
 
 #include "../blas.h"
 #include "../common.h"
+#include "../lrn.h"
 #include "pooling.h"
 
 namespace replicate {
@@ -16,17 +17,13 @@ namespace {
 
 using blas::axpy;
 
-void check_lrn(const char* op, const at::Tensor& x, int64_t size) {
-  check_input(op, "input", x, 4, "(N, C, H, W)");
-  TORCH_CHECK(size > 0 && size % 2 == 1, op, ": size must be a positive odd number (Caffe's rule), got ", size);
-}
 
 // Returns (top, scale, scale^-beta).  Caffe's backward recomputes caffe_powx(scale, -beta): the
 // same function of the same values, so keeping the forward's result gives the same bits.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> across_forward(const at::Tensor& input, int64_t size,
                                                               double alpha_arg, double beta_arg, double k_arg) {
   const char* op = "lrn_across_forward";
-  check_lrn(op, input, size);
+  check_lrn(op, input, size, c10::DeviceType::CPU);
   const at::Tensor x = input.contiguous();
   const int64_t N = x.size(0), C = x.size(1);
   const int HW = static_cast<int>(x.size(2) * x.size(3));
@@ -71,11 +68,9 @@ at::Tensor across_backward(const at::Tensor& grad_output, const at::Tensor& inpu
                            const at::Tensor& scale, const at::Tensor& scale_power, int64_t size, double alpha_arg,
                            double beta_arg) {
   const char* op = "lrn_across_backward";
-  check_lrn(op, input, size);
-  for (auto [name, t] : {std::pair<const char*, const at::Tensor*>{"grad_output", &grad_output},
-                         {"output", &output}, {"scale", &scale}, {"scale_power", &scale_power}}) {
-    check_like(op, name, *t, input, input.sizes(), 4, "(N, C, H, W) like input");
-  }
+  check_lrn(op, input, size, c10::DeviceType::CPU);
+  check_lrn_saved(op, {{"grad_output", &grad_output}, {"output", &output}, {"scale", &scale}, {"scale_power", &scale_power}},
+                  input);
   const at::Tensor x = input.contiguous(), td = grad_output.contiguous(), y = output.contiguous(),
                    sc = scale.contiguous(), scp = scale_power.contiguous();
   const int64_t N = x.size(0), C = x.size(1);
@@ -168,7 +163,7 @@ PoolGeom within_pool(const at::Tensor& x, int64_t size) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> within_forward(const at::Tensor& input, int64_t size,
                                                               double alpha_arg, double beta_arg) {
   const char* op = "lrn_within_forward";
-  check_lrn(op, input, size);
+  check_lrn(op, input, size, c10::DeviceType::CPU);
   const at::Tensor x = input.contiguous();
   const PoolGeom g = within_pool(x, size);
   const int64_t planes = x.size(0) * x.size(1), plane = g.height * g.width;
@@ -195,11 +190,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> within_forward(const at::Tensor& 
 at::Tensor within_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& pool_output,
                            const at::Tensor& power_output, int64_t size, double alpha_arg, double beta_arg) {
   const char* op = "lrn_within_backward";
-  check_lrn(op, input, size);
-  for (auto [name, t] : {std::pair<const char*, const at::Tensor*>{"grad_output", &grad_output},
-                         {"pool_output", &pool_output}, {"power_output", &power_output}}) {
-    check_like(op, name, *t, input, input.sizes(), 4, "(N, C, H, W) like input");
-  }
+  check_lrn(op, input, size, c10::DeviceType::CPU);
+  check_lrn_saved(op, {{"grad_output", &grad_output}, {"pool_output", &pool_output}, {"power_output", &power_output}},
+                  input);
   const at::Tensor x = input.contiguous(), td = grad_output.contiguous(), pooled = pool_output.contiguous(),
                    powered = power_output.contiguous();
   const PoolGeom g = within_pool(x, size);

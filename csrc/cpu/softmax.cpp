@@ -111,20 +111,6 @@ at::Tensor softmax_backward(const at::Tensor& grad_output, const at::Tensor& out
   return bottom;
 }
 
-// Caffe's LossParameter.NormalizationMode: FULL 0, VALID 1, BATCH_SIZE 2, NONE 3.
-template <typename T>
-T normalizer(const char* op, int64_t mode, const AxisSplit& s, int64_t valid_count) {
-  T v;
-  switch (mode) {
-    case 0: v = T(s.outer * s.inner); break;
-    case 1: v = valid_count == -1 ? T(s.outer * s.inner) : T(valid_count); break;
-    case 2: v = T(s.outer); break;
-    case 3: v = T(1); break;
-    default: TORCH_CHECK(false, op, ": unknown normalization mode ", mode, " (FULL 0, VALID 1, BATCH_SIZE 2, NONE 3)");
-  }
-  return std::max(T(1.0), v);
-}
-
 std::tuple<at::Tensor, at::Tensor> softmax_loss_forward(const at::Tensor& input, const at::Tensor& label,
                                                         int64_t axis, int64_t normalization,
                                                         std::optional<int64_t> ignore_label) {
@@ -146,7 +132,7 @@ std::tuple<at::Tensor, at::Tensor> softmax_loss_forward(const at::Tensor& input,
         acc -= std::log(std::max(p[i * s.dim() + l * s.inner + j], T(FLT_MIN)));
         ++count;
       }
-    loss.fill_(acc / normalizer<T>(op, normalization, s, count));
+    loss.fill_(acc / loss_normalizer<T>(op, normalization, s.outer, s.inner, count));
   });
   return {loss, prob};
 }
@@ -177,7 +163,7 @@ at::Tensor softmax_loss_backward(const at::Tensor& grad_loss, const at::Tensor& 
         ++count;
       }
     const T top_diff = grad_loss.item<T>();
-    const T loss_weight = top_diff / normalizer<T>(op, normalization, s, count);
+    const T loss_weight = top_diff / loss_normalizer<T>(op, normalization, s.outer, s.inner, count);
     blas::scal<T>(static_cast<int>(bottom.numel()), loss_weight, bd);
   });
   return bottom;

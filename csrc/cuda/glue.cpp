@@ -3,8 +3,10 @@
 // ops (convolution, inner product) are in convolution.cpp.  Launchers live in the .cu files.
 #include <cfloat>
 
+#include "../conv.h"
 #include "../cpu/im2col.h"
 #include "../cpu/pooling.h"
+#include "../lrn.h"
 #include "dropout.cuh"
 #include "blas.h"
 #include "glue.h"
@@ -28,13 +30,10 @@ cuda::ConvShape conv_shape(const cpu::ConvGeom& g) {
 
 at::Tensor im2col_op(const at::Tensor& im, at::IntArrayRef kernel, at::IntArrayRef pad, at::IntArrayRef stride,
                      at::IntArrayRef dilation) {
-  const char* op = "im2col";
-  check_cuda(op, "im", im, -1, "(C, H, W) or (N, C, H, W)");
-  TORCH_CHECK(im.dim() == 3 || im.dim() == 4, op, ": argument 'im' has shape ", shape_str(im.sizes()),
-              "; expected (C, H, W) or (N, C, H, W)");
+  at::Tensor x;
+  cpu::ConvGeom g;
+  std::tie(x, g) = im2col_setup("im2col", im, kernel, pad, stride, dilation, c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(im.device());
-  const at::Tensor x = im.dim() == 3 ? im.unsqueeze(0).contiguous() : im.contiguous();
-  const cpu::ConvGeom g = cpu::conv_geometry(op, x.size(1), x.size(2), x.size(3), kernel, pad, stride, dilation);
   const int64_t N = x.size(0), rows = g.channels * g.kernel_h * g.kernel_w, S = g.out_h() * g.out_w();
   at::Tensor col = at::empty({N, rows, S}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "replicate_cuda", [&] {
@@ -46,19 +45,13 @@ at::Tensor im2col_op(const at::Tensor& im, at::IntArrayRef kernel, at::IntArrayR
 
 at::Tensor col2im_op(const at::Tensor& col, at::IntArrayRef image_size, int64_t channels, at::IntArrayRef kernel,
                      at::IntArrayRef pad, at::IntArrayRef stride, at::IntArrayRef dilation) {
-  const char* op = "col2im";
-  check_cuda(op, "col", col, -1, "(C*kh*kw, out_h*out_w) or (N, C*kh*kw, out_h*out_w)");
-  TORCH_CHECK(col.dim() == 2 || col.dim() == 3, op, ": argument 'col' has shape ", shape_str(col.sizes()),
-              "; expected (C*kh*kw, out_h*out_w) or (N, C*kh*kw, out_h*out_w)");
-  auto [H, W] = pair_arg(op, "image_size", image_size, true);
-  TORCH_CHECK(channels > 0, op, ": channels must be positive, got ", channels);
+  at::Tensor c;
+  cpu::ConvGeom g;
+  std::tie(c, g) = col2im_setup("col2im", col, image_size, channels, kernel, pad, stride, dilation,
+                                c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(col.device());
-  const at::Tensor c = col.dim() == 2 ? col.unsqueeze(0).contiguous() : col.contiguous();
-  const cpu::ConvGeom g = cpu::conv_geometry(op, channels, H, W, kernel, pad, stride, dilation);
-  const int64_t N = c.size(0), rows = channels * g.kernel_h * g.kernel_w, S = g.out_h() * g.out_w();
-  if (col.dim() == 2) check_shape(op, "col", col, {rows, S});
-  else check_shape(op, "col", c, {N, rows, S});
-  at::Tensor im = at::empty({N, channels, H, W}, c.options());
+  const int64_t N = c.size(0);
+  at::Tensor im = at::empty({N, channels, g.height, g.width}, c.options());
   AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "replicate_cuda", [&] {
     REPLICATE_CUDA_OK(cuda::col2im<scalar_t>(c.data_ptr<scalar_t>(), N, conv_shape(g), im.data_ptr<scalar_t>(),
                                              stream()));
@@ -164,23 +157,10 @@ at::Tensor pool_ave_backward(const at::Tensor& grad_output, at::IntArrayRef inpu
 // ---------------------------------------------------------------------------------------------
 // LRN
 
-void check_lrn(const char* op, const at::Tensor& x, int64_t size) {
-  check_cuda(op, "input", x, 4, "(N, C, H, W)");
-  TORCH_CHECK(size > 0 && size % 2 == 1, op, ": size must be a positive odd number (Caffe's rule), got ", size);
-}
-
-// The LRN backward ops' saved tensors: each like the input.
-void check_lrn_saved(const char* op, std::initializer_list<std::pair<const char*, const at::Tensor*>> args,
-                     const at::Tensor& input) {
-  for (auto [name, t] : args) {
-    check_like(op, name, *t, input, input.sizes(), 4, "(N, C, H, W) like input");
-  }
-}
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lrn_across_forward(const at::Tensor& input, int64_t size,
                                                                   double alpha, double beta, double k) {
   const char* op = "lrn_across_forward";
-  check_lrn(op, input, size);
+  check_lrn(op, input, size, c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(input.device());
   const at::Tensor x = input.contiguous();
   at::Tensor top = at::empty_like(x), scale = at::empty_like(x), power = at::empty_like(x);
@@ -198,7 +178,7 @@ at::Tensor lrn_across_backward(const at::Tensor& grad_output, const at::Tensor& 
                                const at::Tensor& scale, const at::Tensor& scale_power, int64_t size, double alpha,
                                double beta) {
   const char* op = "lrn_across_backward";
-  check_lrn(op, input, size);
+  check_lrn(op, input, size, c10::DeviceType::CUDA);
   check_lrn_saved(op, {{"grad_output", &grad_output}, {"output", &output}, {"scale", &scale}, {"scale_power", &scale_power}},
                   input);
   const c10::cuda::CUDAGuard guard(input.device());
@@ -225,7 +205,7 @@ cuda::PoolShape within_pool(const at::Tensor& x, int64_t size) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lrn_within_forward(const at::Tensor& input, int64_t size,
                                                                   double alpha_arg, double beta_arg) {
   const char* op = "lrn_within_forward";
-  check_lrn(op, input, size);
+  check_lrn(op, input, size, c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(input.device());
   const at::Tensor x = input.contiguous();
   const cuda::PoolShape g = within_pool(x, size);
@@ -247,7 +227,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lrn_within_forward(const at::Tens
 at::Tensor lrn_within_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& pool_output,
                                const at::Tensor& power_output, int64_t size, double alpha_arg, double beta_arg) {
   const char* op = "lrn_within_backward";
-  check_lrn(op, input, size);
+  check_lrn(op, input, size, c10::DeviceType::CUDA);
   check_lrn_saved(op, {{"grad_output", &grad_output}, {"pool_output", &pool_output}, {"power_output", &power_output}},
                   input);
   const c10::cuda::CUDAGuard guard(input.device());
@@ -361,19 +341,6 @@ void check_labels(const char* op, const at::Tensor& bad, int64_t channels) {
   TORCH_CHECK(bad.item<int32_t>() == 0, op, ": a label is outside [0, ", channels, ")");
 }
 
-template <typename T>
-T normalizer(const char* op, int64_t mode, const cuda::Split& s, int valid_count) {
-  T v;
-  switch (mode) {
-    case 0: v = T(s.outer * s.inner); break;
-    case 1: v = valid_count == -1 ? T(s.outer * s.inner) : T(valid_count); break;
-    case 2: v = T(s.outer); break;
-    case 3: v = T(1); break;
-    default: TORCH_CHECK(false, op, ": unknown normalization mode ", mode, " (FULL 0, VALID 1, BATCH_SIZE 2, NONE 3)");
-  }
-  return std::max(T(1.0), v);
-}
-
 at::Tensor softmax_impl(const at::Tensor& x, const cuda::Split& s) {
   at::Tensor top = at::empty_like(x);
   at::Tensor scratch = at::empty({s.outer * s.inner}, x.options());
@@ -429,7 +396,7 @@ std::tuple<at::Tensor, at::Tensor> softmax_loss_forward(const at::Tensor& input,
     const T sum = cuda_blas::asum<T>(static_cast<int>(pos), losses.data_ptr<T>());
     T valid_count = -1;
     if (normalization == 1 && ignore_label) valid_count = cuda_blas::asum<T>(static_cast<int>(pos), counts.data_ptr<T>());
-    loss.fill_(sum / normalizer<T>(op, normalization, s, static_cast<int>(valid_count)));
+    loss.fill_(sum / loss_normalizer<T>(op, normalization, s.outer, s.inner, static_cast<int>(valid_count)));
   });
   return {loss, prob};
 }
@@ -454,7 +421,8 @@ at::Tensor softmax_loss_backward(const at::Tensor& grad_loss, const at::Tensor& 
     check_labels(op, bad, s.channels);
     T valid_count = -1;
     if (normalization == 1 && ignore_label) valid_count = cuda_blas::asum<T>(static_cast<int>(pos), counts.data_ptr<T>());
-    const T loss_weight = grad_loss.item<T>() / normalizer<T>(op, normalization, s, static_cast<int>(valid_count));
+    const T loss_weight =
+        grad_loss.item<T>() / loss_normalizer<T>(op, normalization, s.outer, s.inner, static_cast<int>(valid_count));
     cuda_blas::scal<T>(static_cast<int>(bottom.numel()), loss_weight, bottom.data_ptr<T>());
   });
   return bottom;
