@@ -51,9 +51,11 @@ cuda-compile:
 test: build openblas cuda-compile
 	$(PARITY_ENV) $(PY) -m pytest tests -q
 
+# The whole pipeline on built-in synthetic data, to Figure 2 (python -m replicate demo --help).
+# Reruns continue where a stopped demo left off; DEMO_OUT=... for another folder.
+DEMO_OUT ?= demo
 demo: build
-	@echo "The demo (synthetic mini-ImageNet -> base/transfer networks -> Figure 2) is not built yet:"
-	@echo "it arrives with the demo issue. Kernels and formats are ready: see README.md."
+	$(PY) -m replicate demo --out $(DEMO_OUT)
 
 bench: build openblas
 	$(PARITY_ENV) $(PY) bench/run.py --out bench/results.json

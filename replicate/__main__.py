@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sweep", help="train a plan's networks in dependency order, locally or on Ray (sweep --help)",
                    add_help=False)
     sub.add_parser("report", help="results.csv, tables and figures from Caffe logs (report --help)", add_help=False)
+    sub.add_parser("demo", help="the whole pipeline on synthetic mini-ImageNet, to Figure 2 (demo --help)",
+                   add_help=False)
     return ap
 
 
@@ -280,7 +282,7 @@ def cmd_blobs(args) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("plan", "sweep", "report"):
+    if argv and argv[0] in ("plan", "sweep", "report", "demo"):
         from .experiments.__main__ import main as exp_main
         return exp_main(argv)
     args = build_parser().parse_args(argv)

@@ -142,9 +142,11 @@ def _layer_axis(ax, ylabel="Top-1 accuracy (higher is better)"):
 
 
 def plot_figure2(rows: Iterable[Row], out: Path, column: str = DEFAULT_COLUMN,
-                 paper: Optional[Dict[str, Dict[int, float]]] = None, seed: int = 0) -> List[Path]:
+                 paper: Optional[Dict[str, Dict[int, float]]] = None, seed: int = 0,
+                 title: str = "Figure 2") -> List[Path]:
     """``figure2_points`` (a jittered dot per network) and ``figure2_lines`` (means per n, each
-    line starting at the base mean at n = 0; ``paper`` means dashed)."""
+    line starting at the base mean at n = 0, a dotted line at the base's level; ``paper`` means
+    dashed)."""
     rows = list(rows)
     points = figure2_points(rows, column)
     means = figure2_data(rows, column)
@@ -165,7 +167,7 @@ def plot_figure2(rows: Iterable[Row], out: Path, column: str = DEFAULT_COLUMN,
                    edgecolors=st["edge"], s=36, linewidths=0.8, label=st["label"], zorder=3)
     _layer_axis(ax)
     ax.legend(loc="lower left", fontsize=8)
-    ax.set_title("Figure 2: one dot per network")
+    ax.set_title(f"{title}: one dot per network")
     written += _save(fig, out, "figure2_points")
 
     fig, axes = _figure()
@@ -187,9 +189,11 @@ def plot_figure2(rows: Iterable[Row], out: Path, column: str = DEFAULT_COLUMN,
                     color=st["edge"] if kind != "base" else "black", marker=st["marker"],
                     markerfacecolor="none" if dashed else st["color"], markeredgecolor=st["edge"],
                     alpha=0.6 if dashed else 1.0, linewidth=1.0 if dashed else 1.6, label=label)
+    if base is not None:
+        ax.axhline(base, color="black", linestyle=":", linewidth=0.8, zorder=1)
     _layer_axis(ax)
     ax.legend(loc="lower left", fontsize=7, ncol=2)
-    ax.set_title("Figure 2: means over networks per n")
+    ax.set_title(f"{title}: means over networks per n")
     written += _save(fig, out, "figure2_lines")
     return written
 

@@ -78,7 +78,8 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class Scale:
-    """Numbers applied to every network alike.  ``stepsize=None``: max_iter x 2/9 as the release;
+    """Numbers applied to every network alike.  ``stepsize=None``: max_iter x ``step_fraction``, or
+    x 2/9 as the release when that is 0; ``fan_in_std``: see :meth:`filler_std`;
     ``random_seed=None``: no solver random_seed (as the release), else network i of
     :func:`release_names` gets ``random_seed + i``."""
     preset: str = "paper"
@@ -97,9 +98,14 @@ class Scale:
     crop_size: int = 227
     conv1_kernel: int = 11
     conv1_stride: int = 4
+    fan_in_std: int = 0
+    step_fraction: float = 0.0
 
     def resolved_stepsize(self) -> int:
-        return self.stepsize if self.stepsize is not None else _round(self.max_iter * STEP_RATIO)
+        if self.stepsize is not None:
+            return self.stepsize
+        ratio = Fraction(repr(float(self.step_fraction))) if self.step_fraction else STEP_RATIO
+        return _round(self.max_iter * ratio)
 
     def solver_numbers(self, net: Network) -> tuple[float, int, int]:
         """(base_lr, max_iter, stepsize) of ``net``."""
@@ -124,6 +130,8 @@ class Scale:
         for f in ("test_interval", "snapshot", "display"):  # 0: never, as in Caffe
             if int(getattr(self, f)) < 0:
                 raise PlanError(f"--{f.replace('_', '-')} must not be negative, not {getattr(self, f)}")
+        if not (math.isfinite(self.step_fraction) and 0 <= self.step_fraction <= 1):
+            raise PlanError(f"--step-fraction must be in (0, 1] (0: the release's 2/9), not {self.step_fraction}")
         if self.stepsize is not None and self.stepsize < 1:
             raise PlanError(f"--stepsize must be at least 1, not {self.stepsize}")
         if self.random_seed is not None and self.random_seed < 0:
@@ -133,7 +141,7 @@ class Scale:
         if not (math.isfinite(self.base_lr) and self.base_lr > 0):
             raise PlanError(f"--base-lr must be a positive number, not {self.base_lr}")
         if self.resolved_stepsize() < 1:
-            raise PlanError(f"--max-iter {self.max_iter} gives a stepsize of 0 (max_iter x 2/9); "
+            raise PlanError(f"--max-iter {self.max_iter} gives a stepsize of 0 (max_iter x step fraction); "
                             "give --stepsize or a larger --max-iter")
         reduced = classify("reduced-0001")
         _, r_iter, r_step = self.solver_numbers(reduced)
@@ -162,6 +170,31 @@ class Scale:
                                 f"{self.conv1_stride}: the input of {name} is {size}x{size}, too small")
             size = new
 
+    def fan_ins(self) -> dict[str, int]:
+        """Inputs per output unit of each learned layer (channels / group x kernel area)."""
+        out, size, below, fan = self.outputs(), self.crop_size, 3, {}
+        for name, (_, k, s, p, g, _, _) in _LEARNED.items():
+            if name.startswith("conv"):
+                if name == "conv1":
+                    k, s = self.conv1_kernel, self.conv1_stride
+                fan[name] = below // g * k * k
+                size = (size + 2 * p - k) // s + 1
+                if name in ("conv1", "conv2", "conv5"):
+                    size = _pool_size(size, 3, 2)
+            else:
+                fan[name] = below * (size * size if name == "fc6" else 1)
+            below = out[name]
+        return fan
+
+    def filler_std(self, name: str) -> float:
+        """``name``'s Gaussian weight std: CaffeNet's, or with ``fan_in_std`` CaffeNet's times
+        sqrt(CaffeNet's fan-in / this net's), so each layer starts with CaffeNet's signal gain."""
+        std = _LEARNED[name][5]
+        if not self.fan_in_std:
+            return std
+        ratio = Fraction(_PAPER_FAN_IN[name], self.fan_ins()[name])
+        return float(f"{std * math.sqrt(ratio):.4g}")
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["stepsize"] = self.resolved_stepsize()
@@ -170,10 +203,12 @@ class Scale:
 
 PRESETS = {
     "paper": Scale(),
-    # A miniature CaffeNet for ~32 px images (crop 28 -> pool5 3x3), a few thousand images, 2 CPU cores.
-    "mini": Scale(preset="mini", max_iter=2000, base_lr=0.01, batch_size=32, test_batch_size=50, test_iter=20,
-                  test_interval=100, snapshot=500, display=20, random_seed=0, width=0.125, num_classes=100,
-                  crop_size=28, conv1_kernel=3, conv1_stride=1),
+    # A miniature CaffeNet for 32 px images (crop 28 -> pool5 3x3), a few thousand images, 2 CPU cores,
+    # tuned on `python -m data_prep synth` (README, make demo): 1/8 width, fillers keeping CaffeNet's
+    # per-layer gain, the release's step policy (lr 0.01, x0.1) with one step at 2/3 of the run.
+    "mini": Scale(preset="mini", max_iter=1200, step_fraction=2 / 3, base_lr=0.01, batch_size=32, test_batch_size=50,
+                  test_iter=10, test_interval=60, snapshot=600, display=20, random_seed=0, width=0.125,
+                  num_classes=40, crop_size=28, conv1_kernel=3, conv1_stride=1, fan_in_std=1),
 }
 
 
@@ -185,6 +220,9 @@ def _round(x) -> int:
 def _pool_size(size: int, k: int, s: int) -> int:
     """Caffe's pooled size (ceil mode, no pad)."""
     return -(-(size - k) // s) + 1
+
+
+_PAPER_FAN_IN = Scale().fan_ins()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +279,7 @@ def build_net(net: Network, scale: Scale, paths: DataPaths, backend: str, *, tra
                 q.stride.append(s)
         if train:
             q.weight_filler.type = "gaussian"
-            q.weight_filler.std = std
+            q.weight_filler.std = scale.filler_std(name)
             q.bias_filler.type = "constant"
             q.bias_filler.value = bias
         for typ, aname in _AFTER[name]:
@@ -505,14 +543,19 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--force", action="store_true", help="rewrite folders that already hold snapshots")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="scale defaults (default paper)")
     g = ap.add_argument_group("scale (default: the preset's)")
-    helps = {"stepsize": "default: max-iter x 2/9 (reduced-*: x 0.64)",
+    helps = {"stepsize": "default: max-iter x step-fraction (reduced-*: x 0.64)",
+             "step_fraction": "stepsize / max_iter when --stepsize is not given (paper: 2/9, the release's "
+                              "100000 / 450000; mini: 2/3)",
              "random_seed": "solver random_seed of the first network; network i of the release gets seed + i "
                             "(paper: unset)",
              "width": "multiplier of conv1..conv5, fc6, fc7 num_output (rounded half up)",
-             "num_classes": "fc8 num_output (the release: 1000, even for 500-class halves)"}
+             "num_classes": "fc8 num_output (the release: 1000, even for 500-class halves)",
+             "fan_in_std": "1: each weight filler's std times sqrt(CaffeNet's fan-in / this net's), so a narrow "
+                           "net starts with CaffeNet's per-layer signal gain (paper: 0)"}
     for f in fields(Scale):
         if f.name != "preset":
-            g.add_argument("--" + f.name.replace("_", "-"), type=float if f.name in ("base_lr", "width") else int,
+            g.add_argument("--" + f.name.replace("_", "-"),
+                           type=float if f.name in ("base_lr", "width", "step_fraction") else int,
                            default=None, help=helps.get(f.name))
     return ap
 

@@ -193,6 +193,35 @@ def test_solver_numbers_scale_with_the_releases_ratios():
     assert P.Scale().solver_numbers(reduced) == (0.0125, 200000, 64000)
 
 
+def test_fan_in_std_keeps_caffenets_per_layer_gain():
+    """CaffeNet's fan-ins (written out from its layer shapes, not computed by the plan), and the mini
+    preset's fillers: std x sqrt(fan-in) is CaffeNet's for every layer (4 significant digits)."""
+    caffenet = {"conv1": 3 * 11 * 11, "conv2": 48 * 5 * 5, "conv3": 256 * 3 * 3, "conv4": 192 * 3 * 3,
+                "conv5": 192 * 3 * 3, "fc6": 256 * 6 * 6, "fc7": 4096, "fc8": 4096}
+    assert P.Scale().fan_ins() == caffenet
+    stds = {"conv1": 0.01, "conv2": 0.01, "conv3": 0.01, "conv4": 0.01, "conv5": 0.01, "fc6": 0.005,
+            "fc7": 0.005, "fc8": 0.01}
+    assert {n: P.Scale().filler_std(n) for n in stds} == stds  # the paper's scale is untouched
+    mini = P.PRESETS["mini"]
+    assert mini.fan_ins() == {"conv1": 27, "conv2": 6 * 25, "conv3": 32 * 9, "conv4": 24 * 9, "conv5": 24 * 9,
+                              "fc6": 32 * 3 * 3, "fc7": 512, "fc8": 512}
+    for n, fan in mini.fan_ins().items():
+        assert mini.filler_std(n) * fan ** 0.5 == pytest.approx(stds[n] * caffenet[n] ** 0.5, rel=5e-4), n
+    assert replace(mini, fan_in_std=0).filler_std("fc6") == 0.005
+    train = P.build_net(classify("half0A"), mini, P.data_paths(classify("half0A"), "/", "lmdb"), "lmdb", train=True)
+    written = {l.name: (l.convolution_param if l.type == "Convolution" else l.inner_product_param).weight_filler.std
+               for l in train.layer if l.type in ("Convolution", "InnerProduct")}
+    assert written == pytest.approx({n: mini.filler_std(n) for n in stds})
+
+
+def test_step_fraction():
+    assert P.Scale(max_iter=900, step_fraction=2 / 3).resolved_stepsize() == 600
+    assert P.Scale(max_iter=900).resolved_stepsize() == 200  # 0: the release's 2/9
+    assert P.Scale(max_iter=900, step_fraction=0.5, stepsize=7).resolved_stepsize() == 7
+    with pytest.raises(P.PlanError, match="step-fraction"):
+        P.Scale(step_fraction=1.5).check()
+
+
 def test_cli_mini_numbers(tmp_path):
     args = ["--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "p"), "--preset", "mini",
             "--nets", "transfer0A0B_1_3,reduced-0001", "--max-iter", "900", "--batch-size", "7",
@@ -203,10 +232,10 @@ def test_cli_mini_numbers(tmp_path):
     d = tmp_path / "p"
     s = prototxt_like.load_solver(str(d / "transfer0A0B_1_3" / "imagenet_solver.prototxt"))
     assert (s.max_iter, s.stepsize, s.test_iter[0], s.test_interval, s.snapshot, s.display) == \
-        (900, 200, 3, 30, 300, 10)
+        (900, 600, 3, 30, 300, 10)
     assert s.base_lr == pytest.approx(0.004) and s.random_seed == 40 + NAMES.index("transfer0A0B_1_3")
     r = prototxt_like.load_solver(str(d / "reduced-0001" / "imagenet_solver.prototxt"))
-    assert (r.max_iter, r.stepsize) == (400, 128) and r.base_lr == pytest.approx(0.005)
+    assert (r.max_iter, r.stepsize) == (400, 384) and r.base_lr == pytest.approx(0.005)
     train = prototxt_like.load_net(str(d / "transfer0A0B_1_3" / "imagenet_train.prototxt"))
     val = prototxt_like.load_net(str(d / "transfer0A0B_1_3" / "imagenet_val.prototxt"))
     layers = {l.name: l for l in train.layer}
@@ -225,7 +254,7 @@ def test_cli_mini_numbers(tmp_path):
     assert [[(p.lr_mult, p.decay_mult) for p in l.param] for l in train.layer] == \
         [[(p.lr_mult, p.decay_mult) for p in l.param] for l in paper.layer]
     plan = json.loads((d / "plan.json").read_text())
-    assert plan["scale"]["preset"] == "mini" and plan["scale"]["width"] == 0.25 and plan["scale"]["stepsize"] == 200
+    assert plan["scale"]["preset"] == "mini" and plan["scale"]["width"] == 0.25 and plan["scale"]["stepsize"] == 600
     assert plan["networks"][-1]["weights"] is None
     assert [n["weights"] for n in plan["networks"] if n["name"] == "transfer0A0B_1_3"] == \
         ["../half0A/caffe_imagenet_train_iter_900.caffemodel"]
@@ -259,7 +288,7 @@ def test_mini_nets_build_with_the_requested_shapes(mini):
                 assert shapes == {"conv1": [(12, 3, 3, 3), (12,)], "conv2": [(32, 6, 5, 5), (32,)],
                                   "conv3": [(48, 32, 3, 3), (48,)], "conv4": [(48, 24, 3, 3), (48,)],
                                   "conv5": [(32, 24, 3, 3), (32,)], "fc6": [(512, 288), (512,)],
-                                  "fc7": [(512, 512), (512,)], "fc8": [(100, 512), (100,)]}, (name, f)
+                                  "fc7": [(512, 512), (512,)], "fc8": [(40, 512), (40,)]}, (name, f)
                 if phase == caffe_pb2.TRAIN:
                     frozen = classify(name).frozen
                     assert net.params_lr == [0.0, 0.0] * frozen + [1.0, 2.0] * (8 - frozen), name
