@@ -216,7 +216,7 @@ def run(argv: Optional[List[str]] = None) -> int:
     _stage(5, 6, f"sweep: {workers} network(s) at a time (logs in {runs}/<net>/logs/)")
     rc = sweep.main([os.fspath(runs), "--workers", str(workers)])
     if rc != 0:
-        print(f"demo: the sweep did not finish every network (see above); run the demo again to retry",
+        print("demo: the sweep did not finish every network (see above); run the demo again to retry",
               file=sys.stderr)
         return rc
     rep = out / "report"
@@ -235,8 +235,9 @@ def run(argv: Optional[List[str]] = None) -> int:
     fig_dir = rep / "demo"
     plot_figure2(target_rows, fig_dir, title="Demo, synthetic mini-ImageNet")
     text = ["# Demo: Figure 2 on synthetic mini-ImageNet", "",
-            "Top-1 on the target half (mean of the 10 best tests), the paper's groups; baseB at n = 0 is "
-            f"half{TARGET}, the base of every network in the table.", "", table]
+            "Top-1 on the target half B (mean of the 10 best tests) in the paper's groups. In the release's "
+            f"names B is half{TARGET} and A is half{SOURCE}: baseB is half{TARGET}, BnB(+) is "
+            f"transfer(-ft){TARGET}{TARGET}_1_n and AnB(+) is transfer(-ft){SOURCE}{TARGET}_1_n.", "", table]
     text += [f"- {'yes' if ok else 'NO '}: {what} ({nums})" for what, ok, nums in checks]
     atomic_write(rep / "demo.md", ("\n".join(text) + "\n").encode())
     print("\n" + table)

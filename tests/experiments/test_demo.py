@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import time
 
-import numpy as np
 import pytest
 
 from replicate.experiments import demo
