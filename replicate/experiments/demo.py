@@ -88,6 +88,7 @@ def prepare_data(out: Path, spec, *, progress: bool = True, workers: Optional[in
             shutil.rmtree(synth)  # an interrupted synth: start it again
         write_synth(synth, spec, progress=progress)
         _mark(marker, record)
+    log(f"  sample images of {min(20, spec.classes)} classes: {synth / 'samples.png'}")
 
     _stage(2, 6, f"lists and random halves A/B (the release's rule, split 0) -> {lists}")
     write_lists(lists, train_dir=synth / "train", ground_truth=synth / "val_ground_truth.txt")
