@@ -170,7 +170,7 @@ def verdict(rows: List[dict], column: str = "top1_mean_best10", tolerance: float
     return out
 
 
-def run(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     from data_prep.synth import SynthSpec
     from . import plan as plan_mod, report, sweep
 
@@ -248,6 +248,3 @@ def run(argv: Optional[List[str]] = None) -> int:
     print(f"Table:    {rep / 'demo.md'} (this table), {rep / 'results.md'} (every network)")
     print(f"Demo finished in {time.monotonic() - t0:.0f} s")
     return 0
-
-
-main = run

@@ -156,33 +156,42 @@ class Scale:
                 if n % g:
                     raise PlanError(f"--width {self.width}: {what} is {n}, not divisible by {name}'s group {g}; "
                                     f"choose a width that keeps conv1..conv5 multiples of 2")
-        size = self.crop_size
-        for name in ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5"):
-            if name.startswith("conv"):
-                _, k, s, p, _, _, _ = _LEARNED[name]
-                if name == "conv1":
-                    k, s = self.conv1_kernel, self.conv1_stride
-                new = (size + 2 * p - k) // s + 1 if size + 2 * p >= k else 0
-            else:
-                new = _pool_size(size, 3, 2) if size >= 3 else 0
+        for name, size, new in self.spatial_sizes():
             if new < 1:
                 raise PlanError(f"--crop-size {self.crop_size} with conv1 kernel {self.conv1_kernel} stride "
                                 f"{self.conv1_stride}: the input of {name} is {size}x{size}, too small")
+
+    def conv_geometry(self, name: str) -> tuple[int, int, int, int]:
+        """(kernel, stride, pad, group) of convolution ``name``; conv1's kernel and stride are scale options."""
+        _, k, s, p, g, _, _ = _LEARNED[name]
+        if name == "conv1":
+            k, s = self.conv1_kernel, self.conv1_stride
+        return k, s, p, g
+
+    def spatial_sizes(self) -> list[tuple[str, int, int]]:
+        """(layer, input side, output side) of conv1, pool1, conv2, pool2, conv3, conv4, conv5, pool5;
+        the output side is 0 where the input is too small for the layer."""
+        sizes, size = [], self.crop_size
+        for name in ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5"):
+            if name.startswith("conv"):
+                k, s, p, _ = self.conv_geometry(name)
+                new = (size + 2 * p - k) // s + 1 if size + 2 * p >= k else 0
+            else:
+                new = _pool_size(size, 3, 2) if size >= 3 else 0
+            sizes.append((name, size, new))
             size = new
+        return sizes
 
     def fan_ins(self) -> dict[str, int]:
         """Inputs per output unit of each learned layer (channels / group x kernel area)."""
-        out, size, below, fan = self.outputs(), self.crop_size, 3, {}
-        for name, (_, k, s, p, g, _, _) in _LEARNED.items():
+        out, below, fan = self.outputs(), 3, {}
+        pool5 = self.spatial_sizes()[-1][2]
+        for name in LEARNED:
             if name.startswith("conv"):
-                if name == "conv1":
-                    k, s = self.conv1_kernel, self.conv1_stride
+                k, _, _, g = self.conv_geometry(name)
                 fan[name] = below // g * k * k
-                size = (size + 2 * p - k) // s + 1
-                if name in ("conv1", "conv2", "conv5"):
-                    size = _pool_size(size, 3, 2)
             else:
-                fan[name] = below * (size * size if name == "fc6" else 1)
+                fan[name] = below * (pool5 * pool5 if name == "fc6" else 1)
             below = out[name]
         return fan
 
@@ -256,7 +265,7 @@ def build_net(net: Network, scale: Scale, paths: DataPaths, backend: str, *, tra
     outputs = scale.outputs()
     blob = "data"
     for i, name in enumerate(LEARNED):
-        num_output, k, s, pad, group, std, bias = _LEARNED[name]
+        bias = _LEARNED[name][6]
         lname = name if (net.base is None or i < net.copied) else f"{name}-new"
         conv = name.startswith("conv")
         l = p.layer.add(name=lname, type="Convolution" if conv else "InnerProduct", bottom=[blob], top=[lname])
@@ -268,8 +277,7 @@ def build_net(net: Network, scale: Scale, paths: DataPaths, backend: str, *, tra
         q = l.convolution_param if conv else l.inner_product_param
         q.num_output = outputs[name]
         if conv:
-            if name == "conv1":
-                k, s = scale.conv1_kernel, scale.conv1_stride
+            k, s, pad, group = scale.conv_geometry(name)
             if pad:
                 q.pad.append(pad)
             q.kernel_size.append(k)
