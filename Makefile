@@ -10,7 +10,7 @@ PARITY_ENV := OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1
 CSRC := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 CU := $(shell find csrc -name '*.cu')
 
-.PHONY: test demo bench deps build openblas cuda-compile clean
+.PHONY: test demo bench deps build openblas boost cuda-compile clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,16 @@ openblas:
 	  else echo "note: Debian's libopenblas0-pthread is missing; exact-BLAS parity tests will skip"; fi; \
 	fi
 
+# Boost 1.74's headers (Debian's libboost1.74-dev, the Boost Caffe 1.0 was built with): the
+# generator tests compile boost.random itself and compare its streams with replicate.rng.
+boost:
+	@if [ ! -f /usr/include/boost/random/normal_distribution.hpp ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's libboost1.74-dev"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libboost1.74-dev) >/dev/null; \
+	  else echo "note: Boost 1.74's headers are missing; the generator-against-boost tests will fail"; fi; \
+	fi
+
 # Every CUDA file compiles to an object (no GPU, no torch headers needed), so CUDA code cannot rot.
 cuda-compile:
 	@if command -v nvcc >/dev/null; then \
@@ -48,7 +58,7 @@ cuda-compile:
 	  done; \
 	else echo "nvcc not found: skipping the CUDA compile check"; fi
 
-test: build openblas cuda-compile
+test: build openblas boost cuda-compile
 	$(PARITY_ENV) $(PY) -m pytest tests -q
 
 # The whole pipeline on built-in synthetic data, to Figure 2 (python -m replicate demo --help).

@@ -6,6 +6,7 @@
 
 #include "blas.h"
 #include "cpu_cache.h"
+#include "cpu/rng.h"
 
 TORCH_LIBRARY(replicate, m) {
   m.def("im2col(Tensor im, int[2] kernel, int[2] pad, int[2] stride, int[2] dilation) -> Tensor");
@@ -73,6 +74,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("enable_cpu_cache", &replicate::enable_cpu_cache, "Install the caching CPU allocator (cap in bytes)",
         pybind11::arg("max_cached_bytes"));
   m.def("cpu_cache_enabled", &replicate::cpu_cache_enabled);
+  {  // Caffe's generator and Boost's distributions (csrc/cpu/rng.cpp); the GIL is released
+    namespace rng = replicate::rng;
+    using nogil = pybind11::call_guard<pybind11::gil_scoped_release>;
+    m.def("rng_seed", &rng::seed, "init_genrand(seed) into a 625-word state tensor", nogil());
+    m.def("rng_raw", &rng::raw, "n raw mt19937 outputs (int64)", nogil());
+    m.def("rng_uniform", &rng::uniform, "caffe_rng_uniform: boost::uniform_real<Dtype>(a, nextafter(b))", nogil());
+    m.def("rng_gaussian", &rng::gaussian, "caffe_rng_gaussian: boost::normal_distribution<Dtype>", nogil());
+    m.def("rng_bernoulli", &rng::bernoulli, "caffe_rng_bernoulli: boost::bernoulli_distribution<Dtype>", nogil());
+    m.def("rng_exponential", &rng::exponential, "boost::exponential_distribution<Dtype>", nogil());
+    m.def("rng_uniform01", &rng::uniform01, "boost::uniform_01<Dtype>", nogil());
+  }
   m.def("empty_cpu_cache", &replicate::empty_cpu_cache);
   m.def("cpu_cache_stats", [] {
     auto s = replicate::cpu_cache_stats();

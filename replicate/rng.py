@@ -1,91 +1,119 @@
 """Caffe's random numbers, drawn exactly as Caffe 1.0 draws them on the CPU.
 
-Caffe keeps one global ``boost::mt19937`` seeded by ``Caffe::set_random_seed(seed)`` (the
-solver's ``random_seed``).  numpy's MT19937 with legacy seeding is the same generator and the same
-seeding (``init_genrand``), so its raw 32-bit outputs are Caffe's.
+Caffe keeps one ``boost::mt19937`` per thread, seeded by ``Caffe::set_random_seed(seed)`` (the
+solver's ``random_seed``), and draws through Boost 1.74's distributions wrapped in
+``boost::variate_generator`` (``src/caffe/util/math_functions.cpp``).  :class:`CaffeRNG` is one such
+generator: its state is numpy's MT19937 state layout (624 key words and a position, the same
+generator and the same ``init_genrand`` seeding), kept in a small tensor that the C++ functions of
+``csrc/cpu/rng.cpp`` advance in place, value for value with Boost:
+
+* :meth:`uint32` / :meth:`rand`: raw outputs (``caffe_rng_rand()``);
+* :meth:`uniform`: ``caffe_rng_uniform<Dtype>``, ``boost::uniform_real<Dtype>(a, nextafter(b))``;
+* :meth:`gaussian`: ``caffe_rng_gaussian<Dtype>``, ``boost::normal_distribution<Dtype>`` -- Boost's
+  128-layer ziggurat with its int/float pair, wedge test and exponential tail, a variable number
+  of draws per value (one per attempt in float, two in double);
+* :meth:`bernoulli`: ``caffe_rng_bernoulli<Dtype>``, ``boost::bernoulli_distribution<Dtype>``.
+
+Each call builds a fresh distribution, as each Caffe call does: nothing is cached between calls.
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 UINT32_MAX = 4294967295.0
+_N = 624
+
+
+def _c():
+    from . import _C
+    return _C
+
+
+def caffe_seed(seed: int) -> int:
+    """``Caffe::set_random_seed(const unsigned int)``: the solver's int64 ``random_seed`` converted
+    to unsigned int, i.e. taken modulo 2^32 (a seed above 32 bits is truncated, as in Caffe)."""
+    return int(seed) & 0xFFFFFFFF
 
 
 class CaffeRNG:
+    """One Caffe generator (``boost::mt19937``) seeded with ``seed``; ``seed`` must be a uint32
+    (use :func:`caffe_seed` for Caffe's truncation of a wider ``random_seed``)."""
+
     def __init__(self, seed: int):
         if not 0 <= int(seed) < 2**32:
             raise ValueError(f"Caffe's random seed is an unsigned 32-bit integer, got {seed}")
-        self._bits = np.random.MT19937(0)
-        self._bits._legacy_seeding(int(seed))
+        self.state = torch.empty(_N + 1, dtype=torch.int32)
+        _c().rng_seed(self.state, int(seed))
 
+    # --- state (for snapshots and exact resume) ----------------------------------------------
     def get_state(self) -> tuple:
-        """``(key, pos)``: a copy of the generator's 624-word state and its position."""
-        st = self._bits.state["state"]
-        return np.array(st["key"], dtype=np.uint32), int(st["pos"])
+        """``(key, pos)``: a copy of the generator's 624-word state and its position (numpy's
+        MT19937 layout)."""
+        words = self.state.numpy()
+        return words[:_N].view(np.uint32).copy(), int(words[_N])
 
     def set_state(self, key, pos: int) -> None:
         """Continue from a state :meth:`get_state` returned."""
         key = np.asarray(key, dtype=np.uint32)
-        if key.shape != (624,) or not 0 <= int(pos) <= 624:
+        if key.shape != (_N,) or not 0 <= int(pos) <= _N:
             raise ValueError(f"not an mt19937 state: key of shape {key.shape}, pos {pos}")
-        self._bits.state = {"bit_generator": "MT19937", "state": {"key": key.copy(), "pos": int(pos)}}
+        words = self.state.numpy()
+        words[:_N] = key.view(np.int32)
+        words[_N] = int(pos)
 
+    def copy(self) -> "CaffeRNG":
+        other = CaffeRNG.__new__(CaffeRNG)
+        other.state = self.state.clone()
+        return other
+
+    # --- draws ----------------------------------------------------------------------------------
     def uint32(self, n: int) -> np.ndarray:
         """``n`` raw outputs of the generator, as ``boost::mt19937::operator()`` returns them."""
-        return self._bits.random_raw(n).astype(np.uint32)
-
-    def bernoulli(self, n: int, p: float) -> np.ndarray:
-        """``caffe_rng_bernoulli<double>``: boost's bernoulli_distribution<double>(p), 1 iff
-        ``double(u) <= p * (2^32 - 1)``; p == 0 draws nothing (boost returns false at once)."""
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Bernoulli probability must be in [0, 1], got {p}")
-        if p == 0.0:
-            return np.zeros(n, dtype=np.int32)
-        return (self.uint32(n).astype(np.float64) <= p * UINT32_MAX).astype(np.int32)
-
-    def dropout_mask(self, shape, ratio: float) -> np.ndarray:
-        """DropoutLayer::Forward_cpu's mask: ``caffe_rng_bernoulli(count, 1. - threshold_)`` with
-        the ratio rounded to float as Caffe's layer parameter is."""
-        keep = 1.0 - float(np.float32(ratio))
-        return self.bernoulli(int(np.prod(shape)), keep).reshape(shape)
+        return _c().rng_raw(self.state, int(n)).numpy().astype(np.uint32)
 
     def rand(self) -> int:
         """``caffe_rng_rand()``: one raw draw (Caffe seeds data transformers and threads with it)."""
-        return int(self.uint32(1)[0])
+        return int(_c().rng_raw(self.state, 1)[0])
+
+    def bernoulli(self, n: int, p: float, dtype=np.float64) -> np.ndarray:
+        """``caffe_rng_bernoulli<Dtype>(n, p)``: boost's ``bernoulli_distribution<Dtype>(p)``, 1 iff
+        ``Dtype(u) <= p * Dtype(2^32 - 1)``; p == 0 draws nothing (Boost returns false at once).
+        ``p`` is taken as a value of ``dtype`` (float32 for a float ``p`` in Caffe)."""
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Bernoulli probability must be in [0, 1], got {p}")
+        dbl = np.dtype(dtype) == np.float64
+        return _c().rng_bernoulli(self.state, int(n), float(p), dbl).numpy()
+
+    def dropout_mask(self, shape, ratio: float) -> np.ndarray:
+        """DropoutLayer::Forward_cpu's mask: ``caffe_rng_bernoulli(count, 1. - threshold_)`` in double,
+        with the ratio rounded to float as Caffe's layer parameter is."""
+        keep = 1.0 - float(np.float32(ratio))
+        return self.bernoulli(int(np.prod(shape)), keep).reshape(shape)
 
     def uniform(self, n: int, a: float, b: float, dtype=np.float32) -> np.ndarray:
-        """``caffe_rng_uniform<Dtype>(n, a, b)``: boost::uniform_real<Dtype>(a, nextafter(b)) on
-        mt19937, i.e. ``float(u32) / 2^32 * (max - min) + min`` in Dtype, redrawn when it
-        reaches max."""
+        """``caffe_rng_uniform<Dtype>(n, a, b)``: ``boost::uniform_real<Dtype>(a, nextafter(b))``, i.e.
+        ``Dtype(u) / 2^32 * (b' - a) + a`` in Dtype, drawn again when it reaches ``b'``."""
         dt = np.dtype(dtype)
-        lo = dt.type(a)
-        hi = np.nextafter(dt.type(b), dt.type(np.inf))
-        if lo > dt.type(b):
+        a, b = dt.type(a), dt.type(b)
+        if not a <= b:
             raise ValueError(f"uniform needs min <= max, got [{a}, {b}]")
-        out = np.empty(n, dtype=dt)
-        filled = 0
-        divisor = dt.type(4294967295.0) + dt.type(1)
-        while filled < n:
-            state = self._bits.state
-            vals = self.uint32(n - filled).astype(dt) / divisor * (hi - lo) + lo
-            ok = vals < hi
-            if ok.all():
-                out[filled:] = vals
-                break
-            # boost draws again when a value reaches max: keep the stream's order
-            k = int(np.argmin(ok))
-            out[filled:filled + k] = vals[:k]
-            filled += k
-            self._bits.state = state
-            self.uint32(k + 1)
-        return out
+        return _c().rng_uniform(self.state, int(n), float(a), float(b), dt == np.float64).numpy()
 
     def gaussian(self, n: int, mean: float, std: float, dtype=np.float32) -> np.ndarray:
-        """Normal draws from this generator's stream (Box-Muller on pairs of uniform draws).
-        Caffe's ``caffe_rng_gaussian`` uses boost's ziggurat, whose bits this does not claim."""
-        u = (self.uint32(2 * ((n + 1) // 2)).astype(np.float64) + 0.5) / 4294967296.0
-        u1, u2 = u[0::2], u[1::2]
-        r = np.sqrt(-2.0 * np.log(u1))
-        z = np.concatenate([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)])
-        z = np.stack([z[: len(u1)], z[len(u1):]], axis=1).reshape(-1)[:n]
-        return (z * std + mean).astype(dtype)
+        """``caffe_rng_gaussian<Dtype>(n, mean, std)``: ``boost::normal_distribution<Dtype>(mean, std)``,
+        ``unit_normal * std + mean`` in Dtype, the unit normal from Boost's ziggurat."""
+        dt = np.dtype(dtype)
+        mean, std = dt.type(mean), dt.type(std)
+        if not std > 0:
+            raise ValueError(f"gaussian needs std > 0, got {std}")
+        return _c().rng_gaussian(self.state, int(n), float(mean), float(std), dt == np.float64).numpy()
+
+    def exponential(self, n: int, lam: float = 1.0, dtype=np.float32) -> np.ndarray:
+        """``boost::exponential_distribution<Dtype>(lam)`` (the normal's tail draws these)."""
+        dt = np.dtype(dtype)
+        return _c().rng_exponential(self.state, int(n), float(dt.type(lam)), dt == np.float64).numpy()
+
+    def uniform01(self, n: int, dtype=np.float32) -> np.ndarray:
+        """``boost::uniform_01<Dtype>`` (the ziggurat's wedge test draws these)."""
+        return _c().rng_uniform01(self.state, int(n), np.dtype(dtype) == np.float64).numpy()

@@ -16,6 +16,7 @@ _MODULES = {
     "Dropout": "dropout", "InnerProduct": "inner_product", "Softmax": "softmax",
     "SoftmaxWithLoss": "softmax_loss", "Accuracy": "accuracy", "Split": "split",
     "Concat": "concat", "Flatten": "flatten", "Eltwise": "eltwise",
+    "Deconvolution": "deconvolution",
 }
 
 _cache: Dict[str, Type[Layer]] = {}

@@ -9,9 +9,11 @@ have overwritten them), exactly as Caffe's layers read their blobs.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -84,9 +86,39 @@ class Layer:
     def error(self, message: str) -> LayerError:
         return LayerError(f"layer {self.name!r} ({self.type}): {message}")
 
+    def make_params(self, specs, *, check_shapes: bool = True) -> List[Param]:
+        """Caffe's LayerSetUp for learnable blobs ``specs = [(shape, filler, what), ...]`` in order:
+        blobs given in the LayerParameter (Layer's constructor loads them) are used as they are and
+        no filler runs, so nothing is drawn ("Skipping parameter initialization"); otherwise each
+        blob is filled in order, the weights before the bias.  ``check_shapes``: the given blobs'
+        count and shapes must be the layer's (Convolution checks them; InnerProduct does not, and
+        only their element counts must fit here)."""
+        given = list(self.param.blobs)
+        if not given:
+            return [self.new_param(shape, filler, what) for shape, filler, what in specs]
+        from prototxt_like.blobs import blob_to_numpy
+        if len(given) != len(specs):
+            raise self.error(f"Incorrect number of weight blobs: the layer parameter gives {len(given)}, "
+                             f"the layer has {len(specs)}")
+        out = []
+        for i, ((shape, _, what), blob) in enumerate(zip(specs, given)):
+            try:
+                arr = blob_to_numpy(blob, what=f"blob {i} of layer {self.name!r}")
+            except Exception as e:  # noqa: BLE001 - a malformed blob: name it
+                raise self.error(f"blob {i} ({what}) given in the layer parameter: {e}") from None
+            shape = tuple(int(d) for d in shape)
+            if (tuple(arr.shape) != shape) if check_shapes else (arr.size != math.prod(shape)):
+                raise self.error(f"Incorrect {what} shape: expected shape {' '.join(map(str, shape))} "
+                                 f"({math.prod(shape)}); instead, shape was "
+                                 f"{' '.join(map(str, arr.shape))} ({arr.size})")
+            t = torch.from_numpy(np.ascontiguousarray(arr).reshape(shape))
+            out.append(Param(t.to(device=self.ctx.device, dtype=self.ctx.dtype)))
+        return out
+
     def new_param(self, shape, filler: caffe_pb2.FillerParameter, what: str) -> Param:
         from ..fillers import fill
-        arr = fill(filler, shape, self.ctx.rng, where=f"layer {self.name!r} {what}")
+        dtype = np.float64 if self.ctx.dtype == torch.float64 else np.float32  # Net<Dtype>'s fillers
+        arr = fill(filler, shape, self.ctx.rng, where=f"layer {self.name!r} {what}", dtype=dtype)
         return Param(torch.from_numpy(arr).to(device=self.ctx.device, dtype=self.ctx.dtype))
 
     def check_bottoms(self, bottoms: Sequence[Tensor]) -> None:

@@ -39,10 +39,10 @@ class Convolution(Layer):
         if x.shape[1] % self.group:
             raise self.error(f"{x.shape[1]} input channels are not divisible by group {self.group}")
         p = self.param.convolution_param
-        self.params = [self.new_param((self.num_output, x.shape[1] // self.group, *self.kernel),
-                                      p.weight_filler, "weights")]
+        specs = [((self.num_output, x.shape[1] // self.group, *self.kernel), p.weight_filler, "weight")]
         if p.bias_term:
-            self.params.append(self.new_param((self.num_output,), p.bias_filler, "bias"))
+            specs.append(((self.num_output,), p.bias_filler, "bias"))
+        self.params = self.make_params(specs)
 
     def _bias(self):
         return self.params[1].data if len(self.params) > 1 else None

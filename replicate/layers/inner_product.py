@@ -29,9 +29,10 @@ class InnerProduct(Layer):
         _, _, k = self._split(bottoms[0])
         p = self.param.inner_product_param
         shape = (k, self.num_output) if self.transpose else (self.num_output, k)
-        self.params = [self.new_param(shape, p.weight_filler, "weights")]
+        specs = [(shape, p.weight_filler, "weight")]
         if p.bias_term:
-            self.params.append(self.new_param((self.num_output,), p.bias_filler, "bias"))
+            specs.append(((self.num_output,), p.bias_filler, "bias"))
+        self.params = self.make_params(specs, check_shapes=False)
 
     def forward(self, bottoms):
         x = bottoms[0]

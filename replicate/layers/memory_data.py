@@ -1,5 +1,6 @@
 """MemoryData: batches from arrays handed to the net (Caffe's MemoryDataLayer::Reset), in order,
-wrapping around; no transformation on this path, as in Caffe."""
+wrapping around; no transformation on this path, as in Caffe (but its transformer's InitRand draw
+is taken, as Caffe's BaseDataLayer takes it)."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,6 +20,12 @@ class MemoryData(Layer):
         self.item_shape = (int(p.channels), int(p.height), int(p.width))
         if self.batch_size <= 0:
             raise self.error("memory_data_param.batch_size must be positive")
+        # BaseDataLayer::LayerSetUp -> DataTransformer::InitRand: one caffe_rng_rand() when the
+        # transformer is random (mirror, or a crop in TRAIN), although Reset's arrays are never
+        # transformed; the draw moves the net's generator all the same
+        from ..data.transformer import needs_rand
+        if needs_rand(param.transform_param, param.phase):
+            ctx.rng.rand()
         self.data = self.labels = None
         self.pos = 0
         self._resume_pos = None

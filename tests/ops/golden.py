@@ -12,7 +12,7 @@ import torch
 
 import prototxt_like
 from replicate import ops as R
-from tests._shared import require
+from tests._shared import require, require_exact_blas
 
 
 @dataclass
@@ -70,20 +70,8 @@ def assert_close(ours, theirs, what: str, rel: float = 1e-5):
     assert err <= rel, f"{what}: relative error {err:.3g} > {rel}"
 
 
-def exact_blas_ready() -> None:
-    """Skip unless exact mode can load the CBLAS the fixtures were made with."""
-    try:
-        with R.blas_mode("exact"):
-            info = R.blas_library()
-    except RuntimeError as e:
-        pytest.skip(f"exact BLAS unavailable: {e}")
-    low = info.lower()
-    if "0.3.21" not in low or not ("core=haswell" in low or "core=zen" in low):
-        pytest.skip(f"golden bits need OpenBLAS 0.3.21 with OPENBLAS_CORETYPE=Haswell (or Zen) and "
-                    f"OPENBLAS_NUM_THREADS=1; loaded: {info}")
-    import os
-    if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
-        pytest.skip("golden bits need OPENBLAS_NUM_THREADS=1 (make test sets it)")
+# Skips (fails in CI) unless exact mode loads the CBLAS the fixtures were made with: tests/_shared.py.
+exact_blas_ready = require_exact_blas
 
 
 # ---- Caffe's parameter rules ---------------------------------------------------------------
