@@ -59,7 +59,8 @@ def filter_net(param: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
     out.ClearField("layer")
     for lp in param.layer:
         if lp.include and lp.exclude:
-            raise NetError(f"layer {lp.name!r} specifies both include and exclude; only one may be given")
+            raise NetError(f"layer {lp.name!r} specifies both include and exclude; only one may be given "
+                           "(Caffe: Specify either include rules or exclude rules; not both.)")
         included = not lp.include
         if any(_meets_rule(param.state, r) for r in lp.exclude):
             included = False
@@ -294,13 +295,14 @@ class Net:
             owner_layer, owner_i, lid = self._param_names[name]
             owner = owner_layer.params[owner_i]
             mine = layer.params[i]
-            if spec.share_mode == caffe_pb2.ParamSpec.PERMISSIVE:
-                ok = owner.data.numel() == mine.data.numel()
-            else:
-                ok = owner.shape == mine.shape
-            if not ok:
-                raise NetError(f"Cannot share param '{name}' owned by layer '{owner_layer.name}' with layer "
-                               f"'{layer.name}'; shape mismatch: owner {owner.shape}, sharing layer {mine.shape}")
+            head = f"Cannot share param '{name}' owned by layer '{owner_layer.name}' with layer '{layer.name}'; "
+            if spec.share_mode == caffe_pb2.ParamSpec.PERMISSIVE:  # counts only
+                if owner.data.numel() != mine.data.numel():
+                    raise NetError(head + f"count mismatch.  Owner layer param shape is {_shape_str(owner.shape)}; "
+                                          f"sharing layer shape is {_shape_str(mine.shape)}")
+            elif owner.shape != mine.shape:
+                raise NetError(head + f"shape mismatch.  Owner layer param shape is {_shape_str(owner.shape)}; "
+                                      f"sharing layer expects shape {_shape_str(mine.shape)}")
             layer.params[i] = owner if owner.shape == mine.shape else _ReshapedParam(owner, mine.shape)
             for has, vals, field, what in ((self._has_lr, self.params_lr, "lr_mult", "lr_mult"),
                                            (self._has_decay, self.params_decay, "decay_mult", "decay_mult")):
@@ -380,6 +382,8 @@ class Net:
     def forward(self, start: int = 0, end: Optional[int] = None) -> float:
         """Net::ForwardFromTo; returns the summed weighted loss (float32 arithmetic)."""
         end = len(self.layers) - 1 if end is None else end
+        if start < 0 or end >= len(self.layers):  # ForwardFromTo's CHECK_GE(start, 0), CHECK_LT(end, size)
+            raise NetError(f"forward from layer {start} to {end}: the net has layers 0..{len(self.layers) - 1}")
         loss = np.float32(0)
         for lid in range(start, end + 1):
             layer = self.layers[lid]
@@ -410,6 +414,8 @@ class Net:
     def backward(self, start: Optional[int] = None, end: int = 0) -> None:
         """Net::BackwardFromTo from layer ``start`` (default: the last) down to ``end``."""
         start = len(self.layers) - 1 if start is None else start
+        if end < 0 or start >= len(self.layers):  # BackwardFromTo's CHECK_GE(end, 0), CHECK_LT(start, size)
+            raise NetError(f"backward from layer {start} to {end}: the net has layers 0..{len(self.layers) - 1}")
         for lid in range(start, end - 1, -1):
             if not self.layer_need_backward[lid]:
                 continue
@@ -495,13 +501,14 @@ class Net:
     def share_trained_layers_with(self, other: "Net") -> None:
         """Net::ShareTrainedLayersWith: this net's layers use ``other``'s parameter data (by name)."""
         for src in other.layers:
-            if not src.params:
-                continue
             target = next((l for l in self.layers if l.name == src.name), None)
             if target is None:
+                log.info("Ignoring source layer %s", src.name)
                 continue
+            # CHECK_EQ for every same-named layer, parameterless ones included
             if len(target.params) != len(src.params):
-                raise NetError(f"Incompatible number of blobs for layer {src.name}")
+                raise NetError(f"Incompatible number of blobs for layer {src.name}: the source net's layer has "
+                               f"{len(src.params)}, this net's {len(target.params)}")
             for j, (p, q) in enumerate(zip(target.params, src.params)):
                 if p.shape != q.shape:
                     raise NetError(f"Cannot share param {j} weights from layer '{src.name}'; shape mismatch. "

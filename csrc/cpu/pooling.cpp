@@ -10,10 +10,10 @@
 namespace replicate {
 namespace cpu {
 
-int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode) {
+int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode, bool padded) {
   const float q = static_cast<float>(in + 2 * pad - kernel) / stride;
   int64_t out = static_cast<int64_t>(ceil_mode ? std::ceil(q) : std::floor(q)) + 1;
-  if (pad && (out - 1) * stride >= in + pad) --out;
+  if (padded && (out - 1) * stride >= in + pad) --out;
   return out;
 }
 
@@ -30,8 +30,9 @@ PoolGeom geometry(const char* op, const at::Tensor& x, at::IntArrayRef kernel, a
   PoolGeom g{x.size(2), x.size(3), kh, kw, sh, sw, ph, pw, 0, 0};
   TORCH_CHECK(g.height + 2 * ph >= kh && g.width + 2 * pw >= kw, op, ": kernel ", shape_str(kernel),
               " is larger than the padded input ", shape_str(x.sizes()));
-  g.pooled_h = pooled_size(g.height, kh, sh, ph, ceil_mode);
-  g.pooled_w = pooled_size(g.width, kw, sw, pw, ceil_mode);
+  const PooledHW out = pooled_hw(g.height, g.width, kh, kw, sh, sw, ph, pw, ceil_mode);
+  g.pooled_h = out.h;
+  g.pooled_w = out.w;
   return g;
 }
 
@@ -114,12 +115,14 @@ at::Tensor ave_backward(const at::Tensor& grad_output, at::IntArrayRef input_siz
   const PoolGeom g{input_size[2], input_size[3], kh, kw, sh, sw, ph, pw, grad_output.size(2), grad_output.size(3)};
   // the pooled size of either rounding mode (Caffe's default CEIL, or FLOOR)
   bool fits = false;
-  for (bool ceil_mode : {true, false})
-    fits = fits || (g.pooled_h == pooled_size(g.height, kh, sh, ph, ceil_mode) &&
-                    g.pooled_w == pooled_size(g.width, kw, sw, pw, ceil_mode));
+  for (bool ceil_mode : {true, false}) {
+    const PooledHW out = pooled_hw(g.height, g.width, kh, kw, sh, sw, ph, pw, ceil_mode);
+    fits = fits || (g.pooled_h == out.h && g.pooled_w == out.w);
+  }
+  const PooledHW want = pooled_hw(g.height, g.width, kh, kw, sh, sw, ph, pw, true);
   TORCH_CHECK(fits, op, ": argument 'grad_output' has shape ", shape_str(grad_output.sizes()), "; expected (",
-              input_size[0], ", ", input_size[1], ", ", pooled_size(g.height, kh, sh, ph, true), ", ",
-              pooled_size(g.width, kw, sw, pw, true), ") for input ", shape_str(input_size), ", kernel ",
+              input_size[0], ", ", input_size[1], ", ", want.h, ", ", want.w, ") for input ",
+              shape_str(input_size), ", kernel ",
               shape_str(kernel), ", stride ", shape_str(stride), ", pad ", shape_str(pad));
   const at::Tensor td = grad_output.contiguous();
   at::Tensor bottom = at::empty(input_size, td.options());  // zeroed plane by plane below

@@ -14,9 +14,26 @@ struct PoolGeom {
   int64_t height, width, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, pooled_h, pooled_w;
 };
 
-// Caffe 1.0's output size: ceil (default) or floor of (H + 2p - k) / s, computed in float as
-// Caffe does, plus one; with padding, a last window that starts inside the padding is dropped.
-int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode);
+// Caffe 1.0's output size along one axis: ceil (default) or floor of (H + 2p - k) / s, computed in
+// float as Caffe does, plus one; when the layer has any padding (``padded``: pad_h || pad_w, on
+// either axis), a last window that starts inside this axis's padding (or past the image) is dropped.
+int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode, bool padded);
+// The per-axis form: right only when both axes are padded alike (square padding, LRN
+// WITHIN_CHANNEL); Pooling's own geometry, CPU and CUDA, must use pooled_hw below.
+inline int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode) {
+  return pooled_size(in, kernel, stride, pad, ceil_mode, pad != 0);
+}
+// PoolingLayer::Reshape's (pooled_height_, pooled_width_): the clip applies to BOTH axes whenever
+// pad_h_ || pad_w_ is nonzero.
+struct PooledHW {
+  int64_t h, w;
+};
+inline PooledHW pooled_hw(int64_t height, int64_t width, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                          int64_t stride_w, int64_t pad_h, int64_t pad_w, bool ceil_mode) {
+  const bool padded = pad_h != 0 || pad_w != 0;
+  return {pooled_size(height, kernel_h, stride_h, pad_h, ceil_mode, padded),
+          pooled_size(width, kernel_w, stride_w, pad_w, ceil_mode, padded)};
+}
 
 // Caffe starts every output at -FLT_MAX (for double too) and keeps the first maximum in
 // row-major window order (strict >).  Written without branches (selects), same order.

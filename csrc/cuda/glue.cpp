@@ -72,8 +72,8 @@ cuda::PoolShape pool_shape(const char* op, const at::Tensor& x, at::IntArrayRef 
               shape_str(kernel), " (Caffe's rule)");
   TORCH_CHECK(x.size(2) + 2 * ph >= kh && x.size(3) + 2 * pw >= kw, op, ": kernel ", shape_str(kernel),
               " is larger than the padded input ", shape_str(x.sizes()));
-  return {x.size(0) * x.size(1), x.size(2), x.size(3), cpu::pooled_size(x.size(2), kh, sh, ph, ceil_mode),
-          cpu::pooled_size(x.size(3), kw, sw, pw, ceil_mode), kh, kw, sh, sw, ph, pw};
+  const cpu::PooledHW out = cpu::pooled_hw(x.size(2), x.size(3), kh, kw, sh, sw, ph, pw, ceil_mode);
+  return {x.size(0) * x.size(1), x.size(2), x.size(3), out.h, out.w, kh, kw, sh, sw, ph, pw};
 }
 
 std::tuple<at::Tensor, at::Tensor> pool_max_forward(const at::Tensor& input, at::IntArrayRef kernel,
@@ -138,9 +138,10 @@ at::Tensor pool_ave_backward(const at::Tensor& grad_output, at::IntArrayRef inpu
   const cuda::PoolShape g{input_size[0] * input_size[1], input_size[2], input_size[3], grad_output.size(2),
                           grad_output.size(3), kh, kw, sh, sw, ph, pw};
   bool fits = false;  // the pooled size of either rounding mode (Caffe's default CEIL, or FLOOR)
-  for (bool ceil_mode : {true, false})
-    fits = fits || (g.pooled_h == cpu::pooled_size(g.height, kh, sh, ph, ceil_mode) &&
-                    g.pooled_w == cpu::pooled_size(g.width, kw, sw, pw, ceil_mode));
+  for (bool ceil_mode : {true, false}) {
+    const cpu::PooledHW out = cpu::pooled_hw(g.height, g.width, kh, kw, sh, sw, ph, pw, ceil_mode);
+    fits = fits || (g.pooled_h == out.h && g.pooled_w == out.w);
+  }
   TORCH_CHECK(fits, op, ": argument 'grad_output' has shape ", shape_str(grad_output.sizes()),
               "; expected the pooled size of input ", shape_str(input_size), ", kernel ", shape_str(kernel),
               ", stride ", shape_str(stride), ", pad ", shape_str(pad));

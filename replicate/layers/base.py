@@ -91,8 +91,10 @@ class Layer:
         blobs given in the LayerParameter (Layer's constructor loads them) are used as they are and
         no filler runs, so nothing is drawn ("Skipping parameter initialization"); otherwise each
         blob is filled in order, the weights before the bias.  ``check_shapes``: the given blobs'
-        count and shapes must be the layer's (Convolution checks them; InnerProduct does not, and
-        only their element counts must fit here)."""
+        count and shapes must be the layer's (Convolution checks them).  Without it (InnerProduct,
+        which checks nothing) only the element counts must fit, and each blob keeps the shape
+        ``Blob::FromProto`` gives it (a legacy 1 x 1 x N x K stays 4-D, as Caffe saves it); the layer
+        views it in its own shape."""
         given = list(self.param.blobs)
         if not given:
             return [self.new_param(shape, filler, what) for shape, filler, what in specs]
@@ -111,7 +113,7 @@ class Layer:
                 raise self.error(f"Incorrect {what} shape: expected shape {' '.join(map(str, shape))} "
                                  f"({math.prod(shape)}); instead, shape was "
                                  f"{' '.join(map(str, arr.shape))} ({arr.size})")
-            t = torch.from_numpy(np.ascontiguousarray(arr).reshape(shape))
+            t = torch.from_numpy(np.ascontiguousarray(arr))
             out.append(Param(t.to(device=self.ctx.device, dtype=self.ctx.dtype)))
         return out
 

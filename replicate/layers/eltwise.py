@@ -1,4 +1,5 @@
-"""Eltwise PROD / SUM (coefficients, sums through caffe_axpy) / MAX (Caffe's tie rule), as Caffe."""
+"""Eltwise PROD / SUM (coefficients, sums through caffe_axpy; backward caffe_copy or copy + sscal) / MAX
+(Caffe's tie rule; backward 0 + top diff at the winner), as Caffe."""
 from __future__ import annotations
 
 import torch
@@ -72,9 +73,18 @@ class Eltwise(Layer):
                     g = tops[0] / bottoms[i]
                 out.append(g * td)
             elif self.op == _E.SUM:
-                out.append(td.clone() if self.coeff[i] == 1.0 else td * torch.tensor(self.coeff[i], dtype=td.dtype))
+                # coeff 1: caffe_copy (a memcpy); otherwise caffe_cpu_scale, i.e. cblas_scopy then
+                # cblas_sscal (in exact mode the system BLAS's sscal: OpenBLAS 0.3.21 stores zeros
+                # for alpha 0, NaN included)
+                g = td.contiguous().clone()
+                if self.coeff[i] != 1.0:
+                    R.scal(self.coeff[i], g)
+                out.append(g)
             else:
-                out.append(torch.where(self.argmax == i, td, torch.zeros_like(td)))
+                # Caffe: gradient = 0, then gradient += top_diff where this bottom won: a -0.0 top
+                # diff gives +0.0 (0 + -0 = +0), and a loser gets +0.0
+                zero = torch.zeros_like(td)
+                out.append(torch.where(self.argmax == i, zero + td, zero))
         return out
 
 

@@ -33,6 +33,11 @@ class InnerProduct(Layer):
         if p.bias_term:
             specs.append(((self.num_output,), p.bias_filler, "bias"))
         self.params = self.make_params(specs, check_shapes=False)
+        # the shapes the kernels compute with (blobs given in the prototxt keep their own shape)
+        self._shapes = [s for s, _, _ in specs]
+
+    def _data(self, i):
+        return self.params[i].data.reshape(self._shapes[i])
 
     def forward(self, bottoms):
         x = bottoms[0]
@@ -40,8 +45,8 @@ class InnerProduct(Layer):
         if k != self.params[0].data.numel() // self.num_output:
             raise self.error(f"input has {k} features per item, the weights expect "
                              f"{self.params[0].data.numel() // self.num_output}")
-        b = self.params[1].data if len(self.params) > 1 else None
-        top = torch.ops.replicate.inner_product_forward(x.reshape(m, k), self.params[0].data, b, self.transpose)
+        b = self._data(1) if len(self.params) > 1 else None
+        top = torch.ops.replicate.inner_product_forward(x.reshape(m, k), self._data(0), b, self.transpose)
         return [top.reshape(*x.shape[:axis], self.num_output)]
 
     def backward(self, tops, top_diffs, propagate_down, bottoms):
@@ -52,12 +57,13 @@ class InnerProduct(Layer):
         want_w = self.param_propagate_down[0]
         want_b = b is not None and self.param_propagate_down[1]
         gx, gw, gb = torch.ops.replicate.inner_product_backward(
-            top_diffs[0].reshape(m, self.num_output), x.reshape(m, k), w.data, self.transpose,
-            [bool(propagate_down[0]), want_w, want_b], w.diff if want_w else None, b.diff if want_b else None)
+            top_diffs[0].reshape(m, self.num_output), x.reshape(m, k), self._data(0), self.transpose,
+            [bool(propagate_down[0]), want_w, want_b], w.diff.reshape(self._shapes[0]) if want_w else None,
+            b.diff.reshape(self._shapes[1]) if want_b else None)
         if want_w:
-            w.diff = gw
+            w.diff = gw.reshape(w.data.shape)
         if want_b:
-            b.diff = gb
+            b.diff = gb.reshape(b.data.shape)
         return [gx.reshape(x.shape) if propagate_down[0] else None]
 
 

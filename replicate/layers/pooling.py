@@ -1,4 +1,5 @@
-"""Pooling: MAX (first maximum, int mask) and AVE with Caffe's ceil output size."""
+"""Pooling: MAX (first maximum, int mask) and AVE with Caffe's ceil output size (with any padding,
+a last window starting in the padding is dropped on both axes, as PoolingLayer::Reshape does)."""
 from __future__ import annotations
 
 import torch
@@ -21,7 +22,7 @@ class Pooling(Layer):
         if self.method not in (_P.MAX, _P.AVE):
             raise self.error("only MAX and AVE pooling exist on Caffe's CPU (STOCHASTIC is GPU-only)")
         self.global_pooling = p.global_pooling
-        if self.global_pooling and (p.HasField("kernel_size") or p.HasField("kernel_h")):
+        if self.global_pooling and any(p.HasField(f) for f in ("kernel_size", "kernel_h", "kernel_w")):
             raise self.error("with global_pooling the kernel size comes from the bottom; do not set it")
         self.stride = pair_param(p, "stride", self, 1)
         self.pad = pair_param(p, "pad", self, 0)

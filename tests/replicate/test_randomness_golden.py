@@ -16,6 +16,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from prototxt_like import caffe_pb2
 from replicate.net import Net
@@ -234,3 +235,25 @@ def test_prototxt_blobs_wrong_shape_is_an_error_naming_the_layer(tmp_path):
     text2 = text.replace("blobs { shape { dim: 2 } data: 0 data: 0 } ", "")
     with pytest.raises(Exception, match=r"conv.*Incorrect number of weight blobs"):
         _net(tmp_path, text2)
+
+
+def test_inner_product_given_legacy_blobs_keep_caffes_shape(tmp_path):
+    """InnerProduct's LayerSetUp only skips its fillers when blobs are given: a legacy
+    num/channels/height/width blob keeps Blob::FromProto's 4-D shape, which Net::ToProto writes back
+    (and the solver's history follows); the layer computes with it as N x K."""
+    w = np.array([[1, 2, 3], [4, 5, 6]], np.float32) / 8
+    text = ('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 } } }\n'
+            'layer { name: "fc" type: "InnerProduct" bottom: "x" top: "y" '
+            'blobs { num: 1 channels: 1 height: 2 width: 3 ' + " ".join(f"data: {v!r}" for v in w.ravel().tolist())
+            + ' } blobs { num: 1 channels: 1 height: 1 width: 2 data: 0.5 data: -1 } '
+            'inner_product_param { num_output: 2 } }\n')
+    net, _ = _net(tmp_path, text)
+    fc = net.layers[1]
+    assert [tuple(p.data.shape) for p in fc.params] == [(1, 1, 2, 3), (1, 1, 1, 2)]
+    net.blobs["x"].data = torch.tensor([[1.0, -2.0, 4.0]])
+    net.forward()
+    expected = np.array([[np.float32(1 / 8 - 4 / 8 + 12 / 8) + np.float32(0.5),
+                          np.float32(4 / 8 - 10 / 8 + 24 / 8) - np.float32(1)]], np.float32)
+    np.testing.assert_array_equal(net.blobs["y"].data.numpy(), expected)
+    shapes = [list(b.shape.dim) for b in net.to_proto().layer[1].blobs]
+    assert shapes == [[1, 1, 2, 3], [1, 1, 1, 2]]
