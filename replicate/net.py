@@ -496,7 +496,7 @@ class Net:
                                    f"{_shape_str(p.shape)}. To learn this layer's parameters from scratch rather "
                                    "than copying from a saved net, rename the layer.") from None
                 with torch.no_grad():
-                    p.data.copy_(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)))
+                    p.data.copy_(torch.from_numpy(np.array(arr, dtype=np.float32, order="C")))
 
     def share_trained_layers_with(self, other: "Net") -> None:
         """Net::ShareTrainedLayersWith: this net's layers use ``other``'s parameter data (by name)."""
