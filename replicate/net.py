@@ -203,6 +203,10 @@ class Net:
                 if lp.propagate_down and len(lp.propagate_down) != len(lp.bottom):
                     raise NetError(f"layer {lp.name!r}: propagate_down param must be specified either 0 or "
                                    "bottom_size times")
+                # Net::Init decides need-backward from the net's own ParamSpecs, read before a layer
+                # may add some to its copy (BatchNorm's lr_mult 0); AppendParam, and so the solver,
+                # reads the layer's copy afterwards
+                net_specs = [caffe_pb2.ParamSpec(lr_mult=s.lr_mult) for s in lp.param]
                 layer = layer_class(lp.type)(lp, self.ctx)
                 need_backward = False
                 bnames, bneed = [], []
@@ -262,7 +266,11 @@ class Net:
                     raise NetError(f"layer {lp.name!r}: too many params specified ({len(lp.param)}) for a layer "
                                    f"with {n_params} parameter blobs")
                 specs = [lp.param[i] if i < len(lp.param) else caffe_pb2.ParamSpec() for i in range(n_params)]
-                layer.param_propagate_down = [s.lr_mult != 0 for s in specs]
+                if len(net_specs) > n_params:
+                    raise NetError(f"layer {lp.name!r}: too many params specified ({len(net_specs)}) for a layer "
+                                   f"with {n_params} parameter blobs")
+                layer.param_propagate_down = [(net_specs[i].lr_mult if i < len(net_specs) else 1.0) != 0
+                                              for i in range(n_params)]
                 need_backward |= any(layer.param_propagate_down)
                 for i, spec in enumerate(specs):
                     self._append_param(layer, i, spec)

@@ -396,3 +396,29 @@ def test_step_policy_checks_stepsize_before_gamma():
             s.learning_rate()
     finally:
         s.close()
+
+
+def test_batchnorm_need_backward_from_the_nets_param_specs(tmp_path):
+    """Net::Init decides a layer's need-backward from the net's ParamSpecs (default lr_mult 1), read
+    before BatchNorm's LayerSetUp adds lr_mult 0 to its own copy (which AppendParam, and so the
+    solver, reads). So BatchNorm on an Input needs backward: the loss after it writes the diff of
+    BatchNorm's top, although no gradient reaches the Input."""
+    import numpy as np
+    import torch
+    from prototxt_like import caffe_pb2
+    from replicate.net import Net
+    from replicate.rng import CaffeRNG
+    text = ('layer { name: "in" type: "Input" top: "x" top: "t" '
+            'input_param { shape { dim: 2 dim: 3 } shape { dim: 2 dim: 3 } } }\n'
+            'layer { name: "bn" type: "BatchNorm" bottom: "x" top: "bn" batch_norm_param { use_global_stats: true } }\n'
+            'layer { name: "loss" type: "EuclideanLoss" bottom: "bn" bottom: "t" top: "loss" }\n')
+    p = tmp_path / "net.prototxt"
+    p.write_text(text)
+    net = Net(str(p), caffe_pb2.TEST, rng=CaffeRNG(1))
+    assert net.layer_need_backward[net.layer_names.index("bn")]
+    assert net.learnable and all(lr == 0 for lr in net.params_lr)  # the solver sees lr_mult 0
+    net.blobs["x"].data = torch.ones(2, 3)
+    net.blobs["t"].data = torch.zeros(2, 3)
+    net.forward()
+    net.backward()
+    assert np.any(net.blobs["bn"].diff.numpy() != 0)
