@@ -117,3 +117,46 @@ class CaffeRNG:
     def uniform01(self, n: int, dtype=np.float32) -> np.ndarray:
         """``boost::uniform_01<Dtype>`` (the ziggurat's wedge test draws these)."""
         return _c().rng_uniform01(self.state, int(n), np.dtype(dtype) == np.float64).numpy()
+
+    def uniform_int(self, lo: int, hi: int) -> int:
+        """One ``boost::uniform_int<long>(lo, hi)(engine)`` (``caffe::shuffle``'s draw): Boost 1.74's
+        ``generate_uniform_int`` on the 32-bit engine, its ranges in ``unsigned long``: a range below
+        2^32 - 1 takes ``u / bucket`` with ``bucket = (2^32 - 1) // (range + 1)`` (plus one when
+        ``(2^32 - 1) % (range + 1) == range``) and draws again while that exceeds the range; a wider
+        range concatenates draws and rejects, as Boost does."""
+        lo, hi = int(lo), int(hi)
+        if not -(1 << 63) <= lo <= hi < (1 << 63):
+            raise ValueError(f"uniform_int needs lo <= hi within long, got [{lo}, {hi}]")
+        r, offset = self._uniform_uint(hi - lo)
+        if not offset:  # Boost returns a range of exactly 2^64 values without adding lo
+            return r - (1 << 64) if r >= 1 << 63 else r
+        return lo + r
+
+    def _uniform_uint(self, rng: int):
+        """(value in [0, rng], whether Boost adds the minimum to it)."""
+        br, top = 0xFFFFFFFF, (1 << 64) - 1
+        if rng == 0:
+            return 0, True
+        if rng == br:
+            return self.rand(), True
+        if rng < br:
+            bucket = br // (rng + 1) + (1 if br % (rng + 1) == rng else 0)
+            while True:
+                r = self.rand() // bucket
+                if r <= rng:
+                    return r, True
+        while True:  # brange < range: base-2^32 digits, then a rejected top digit
+            limit = (rng // (br + 1) + (1 if rng % (br + 1) == br else 0)) if rng == top else (rng + 1) // (br + 1)
+            result, mult = 0, 1
+            while mult <= limit:
+                result += self.rand() * mult
+                if mult * br == rng - mult + 1:
+                    return result, False
+                mult = (mult * (br + 1)) & top
+            inc = self._uniform_uint(rng // mult)[0]
+            if top // mult < inc:
+                continue
+            result += inc * mult
+            if result > top or result > rng:
+                continue
+            return result, True

@@ -19,6 +19,32 @@ _MODULES = {
     "Deconvolution": "deconvolution",
 }
 
+# Caffe 1.0's other layer types, one block per group
+_MODULES.update({
+    # group A: neurons and losses
+    "AbsVal": "abs_val", "BNLL": "bnll", "ELU": "elu", "Exp": "exp", "Log": "log", "Power": "power",
+    "PReLU": "prelu", "Sigmoid": "sigmoid", "TanH": "tanh", "Threshold": "threshold", "Clip": "clip",
+    "Swish": "swish", "EuclideanLoss": "euclidean_loss", "HingeLoss": "hinge_loss",
+    "SigmoidCrossEntropyLoss": "sigmoid_cross_entropy_loss", "MultinomialLogisticLoss": "multinomial_logistic_loss",
+    "ContrastiveLoss": "contrastive_loss", "InfogainLoss": "infogain_loss", "Parameter": "parameter",
+})
+_MODULES.update({
+    # group C: recurrent layers
+    "LSTMUnit": "lstm_unit", "LSTM": "lstm", "RNN": "rnn",
+})
+_MODULES.update({
+    # group B: shape, reduction and normalisation layers
+    "Crop": "crop", "Slice": "slice", "Silence": "silence", "Tile": "tile", "Reshape": "reshape",
+    "Reduction": "reduction", "ArgMax": "argmax", "Im2col": "im2col", "BatchNorm": "batch_norm", "Bias": "bias",
+    "Scale": "scale", "MVN": "mvn", "SPP": "spp", "Embed": "embed", "BatchReindex": "batch_reindex",
+    "Filter": "filter", "DummyData": "dummy_data",
+})
+
+_MODULES.update({
+    # group D: data and I/O layers
+    "ImageData": "image_data", "HDF5Data": "hdf5_data", "HDF5Output": "hdf5_output",
+})
+
 _cache: Dict[str, Type[Layer]] = {}
 
 
