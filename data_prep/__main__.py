@@ -64,12 +64,18 @@ def _synth(a) -> int:
 
 
 def _pack(a) -> int:
-    from .pack import pack
+    from .pack import PartialMismatch, pack
     root = a.root if a.root.endswith("/") or not a.root else a.root + "/"
-    pack(root, a.list, a.db, backend=a.backend, resize_height=a.resize_height,
-         resize_width=a.resize_width, gray=a.gray, encoded=a.encoded or bool(a.encode_type),
-         encode_type=a.encode_type, shuffle=a.shuffle, seed=a.seed, keys_file=a.keys,
-         check_size=a.check_size, workers=a.workers, progress=not a.quiet)
+    try:
+        pack(root, a.list, a.db, backend=a.backend, resize_height=a.resize_height,
+             resize_width=a.resize_width, gray=a.gray, encoded=a.encoded or bool(a.encode_type),
+             encode_type=a.encode_type, shuffle=a.shuffle, seed=a.seed, keys_file=a.keys,
+             check_size=a.check_size, workers=a.workers, progress=not a.quiet,
+             resume=not a.restart, verify=a.verify)
+    except (PartialMismatch, FileExistsError, FileNotFoundError) as e:
+        sys.exit(f"pack: {e}")
+    except KeyboardInterrupt:
+        sys.exit(130)
     return 0
 
 
@@ -139,8 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_splits)
 
     s = sub.add_parser("pack", help="convert_imageset: images + list -> LMDB/LevelDB of Datums",
-                       description="Caffe's convert_imageset ROOTFOLDER/ LISTFILE DB_NAME. The database is "
-                       "written to DB.partial and renamed to DB when complete.")
+                       description="Caffe's convert_imageset ROOTFOLDER/ LISTFILE DB_NAME: the same records "
+                       "(OpenCV's imread and resize, as Caffe calls them). Unreadable files are skipped by name, "
+                       "as Caffe does. The database is written to DB.partial and renamed to DB when complete; "
+                       "a stopped pack resumes when run again with the same arguments.")
     s.add_argument("root", help="folder the list's file names are relative to")
     s.add_argument("list", help="list file: '<file> <label>' per line")
     s.add_argument("db", help="database folder to create")
@@ -157,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail if the records differ in size")
     s.add_argument("--workers", type=int, default=None, help="decoding processes (default: CPU count)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--restart", action="store_true",
+                   help="remove an unfinished DB.partial and start again instead of resuming it")
+    s.add_argument("--verify", type=int, default=16, metavar="N",
+                   help="when resuming, make N of the kept records again and compare (default 16)")
     s.set_defaults(func=_pack)
 
     s = sub.add_parser("mean", help="compute_image_mean: database -> mean .binaryproto",

@@ -12,6 +12,13 @@ Read-only guarantees
 * LMDB is opened with ``readonly=True, lock=False``: nothing in the folder is
   written, not even ``lock.mdb`` (Caffe itself opens ``MDB_RDONLY`` but with
   locking, which rewrites ``lock.mdb``).  The folder may be read-only.
+* Without the reader lock a database must not be read while it is written, so
+  a database that ``data_prep pack`` has not finished is refused
+  (:class:`DataSourceError`): a folder named ``*.partial``, one holding pack's
+  ``pack-in-progress.json`` marker, or a missing ``DB`` whose ``DB.partial``
+  exists.  pack writes ``DB.partial`` and renames it to ``DB`` when complete.
+  A database that another program (e.g. Caffe's ``convert_imageset``) is
+  writing in place is not detected: read it when that program has finished.
 * LevelDB (``plyvel``) cannot be opened without writing: the leveldb library
   rewrites ``MANIFEST-*``, ``LOG`` and the ``.log`` file and takes ``LOCK``,
   even for reading, so the folder must be writable.  To keep a database
@@ -24,15 +31,30 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["DataSourceError", "open_db", "Cursor", "iter_records", "BACKENDS"]
+__all__ = ["DataSourceError", "open_db", "Cursor", "iter_records", "BACKENDS", "UNFINISHED_MARKER",
+           "check_finished"]
 
 BACKENDS = ("lmdb", "leveldb")
+UNFINISHED_MARKER = "pack-in-progress.json"  # data_prep pack's state file, inside DB.partial
 
 
 class DataSourceError(RuntimeError):
     """A database or data-layer setting Caffe would refuse (missing, empty,
     not Datums, mean shape mismatch, ...).  The message names the layer (when
     known) and the path."""
+
+
+def check_finished(path: str) -> None:
+    """Refuse a database that ``data_prep pack`` is still writing (or was stopped writing)."""
+    stem = os.path.normpath(path)
+    if stem.endswith(".partial") or os.path.exists(os.path.join(path, UNFINISHED_MARKER)):
+        final = stem[:-len(".partial")] if stem.endswith(".partial") else stem
+        raise DataSourceError(f"{path!r} is a database that data_prep pack has not finished (it is being "
+                              f"written, or the pack was stopped: run the same pack command again to "
+                              f"finish it); it becomes {final!r} when complete")
+    if not os.path.exists(path) and os.path.isdir(stem + ".partial"):
+        raise DataSourceError(f"{path!r} does not exist yet: data_prep pack has not finished writing "
+                              f"{stem + '.partial'!r} (it is renamed to {path!r} when complete)")
 
 
 def _backend_name(backend) -> str:
@@ -82,6 +104,7 @@ class _LMDB:
 
     def __init__(self, path: str):
         import lmdb
+        check_finished(path)
         if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "data.mdb")):
             raise DataSourceError(f"LMDB {path!r} does not exist (no folder with data.mdb)")
 
@@ -117,6 +140,7 @@ class _LevelDB:
 
     def __init__(self, path: str):
         import plyvel
+        check_finished(path)
         if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "CURRENT")):
             raise DataSourceError(f"LevelDB {path!r} does not exist (no folder with CURRENT)")
 

@@ -68,3 +68,23 @@ def test_missing_and_empty_databases(tmp_path):
     env.close()
     with pytest.raises(DataSourceError, match="empty"):
         Cursor(tmp_path / "empty", "lmdb")
+
+
+def test_unfinished_pack_databases_are_refused(tmp_path):
+    # the readers take no lock (lock=False), so a database data_prep pack is still writing is refused
+    partial = tmp_path / "train_lmdb.partial"
+    env = lmdb.open(str(partial))
+    with env.begin(write=True) as txn:
+        txn.put(b"00000000_a.jpg", b"x")
+    env.close()
+    for path in (partial, tmp_path / "train_lmdb"):
+        with pytest.raises(DataSourceError, match="not finished"):
+            Cursor(path, "lmdb")
+    done = tmp_path / "done_lmdb"
+    partial.rename(done)
+    assert [k for k, _ in iter_records(done)] == [b"00000000_a.jpg"]
+    (done / "pack-in-progress.json").write_text("{}")
+    with pytest.raises(DataSourceError, match="not finished"):
+        Cursor(done, "lmdb")
+    with pytest.raises(DataSourceError, match="not finished"):
+        Cursor(done, "leveldb")
