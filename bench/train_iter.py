@@ -1,12 +1,16 @@
-"""A whole CaffeNet training iteration at batch 256 (../shared/golden/perf/caffenet_train_b256.prototxt):
-forward + backward per layer (as ``caffe time``) plus the SGD update, in ``fast`` and ``exact`` mode,
-each in its own process so that its peak resident memory is its own.  Both run as ``python -m
-replicate train`` does: the solver's release of tops after backward and the caching CPU allocator
-(``REPLICATE_CPU_CACHE=0`` turns it off).  ``exact`` pins OpenBLAS's Haswell kernels (the parity
-setting); ``fast`` lets OpenBLAS pick its kernels for the CPU.
+"""A whole CaffeNet training iteration at batch 256 (../shared/golden/perf/caffenet_train_b256.prototxt),
+ours in ``fast`` and ``exact`` mode against the torch-native CaffeNet (bench/torch_caffenet.py:
+grouped conv2d, nn.LocalResponseNorm, max_pool2d(ceil_mode=True), torch.optim.SGD), each in its own
+process, one after the other in one run, so that each peak resident memory is its own.
 
-    python -m bench.train_iter [--iterations N]            # both modes, JSON on stdout
-    python -m bench.train_iter --child MODE --iterations N  # one mode (used by run())
+Ours runs as ``python -m replicate train`` does: forward + backward per layer (``caffe time``'s
+method) plus the SGD update, the solver's release of tops after backward and the caching CPU
+allocator (``REPLICATE_CPU_CACHE=0`` turns it off).  ``exact`` sets up OpenBLAS's Haswell kernels
+and one thread itself; ``fast`` lets OpenBLAS pick its kernels for the CPU (the OPENBLAS_* variables
+are removed from the children's environment).  Every ratio is between numbers of this run.
+
+    python -m bench.train_iter [--iterations N]                  # all three, JSON on stdout
+    python -m bench.train_iter --child fast|exact|torch --iterations N
 """
 from __future__ import annotations
 
@@ -20,8 +24,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CAFFE_S_PER_ITER = 11.089  # ../shared/golden/perf/caffe_time_caffenet_b256.txt (2 threads, OpenBLAS auto)
-CAFFE_PEAK_RSS_GB = 2.59   # ../shared/golden/perf/README.md (/usr/bin/time -v, 1 iteration)
 
 
 def shared() -> Path:
@@ -34,6 +36,7 @@ def child(mode: str, iterations: int) -> dict:
     from replicate import ops as R
     from replicate.net import Net
     from replicate.rng import CaffeRNG
+    from replicate.log import environment
     from replicate.timing import time_net
     R.set_blas(mode)
     if os.environ.get("REPLICATE_CPU_CACHE", "1") != "0":
@@ -64,50 +67,83 @@ def child(mode: str, iterations: int) -> dict:
     return {
         "blas": mode, "iterations": iterations, "threads": torch.get_num_threads(), "build_s": build_s,
         "forward_ms": timing.forward_total_ms, "backward_ms": timing.backward_total_ms, "update_ms": update_ms,
-        "total_ms": total_ms, "images_per_s": 256 * 1000 / total_ms,
+        "mean_ms": total_ms, "best_ms": min(timing.iteration_ms) + update_ms,
         "per_layer_ms": {n: {"forward": f, "backward": b}
                          for n, f, b in zip(timing.layers, timing.forward_ms, timing.backward_ms)},
-        "iteration_ms": timing.iteration_ms,
+        "iteration_ms": [t + update_ms for t in timing.iteration_ms],
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
-        "cblas": R.blas_library(), "cpu_cache": R.cpu_cache_stats(),
+        "environment": environment(), "cpu_cache": R.cpu_cache_stats(),
     }
 
 
-def run(iterations: int = 2) -> dict:
+def child_torch(iterations: int) -> dict:
+    import torch
+
+    from bench.torch_caffenet import train_step_times
+    from replicate.log import environment
+    row = train_step_times(iterations)
+    env = environment(blas=False)  # torch's own kernels (MKL, oneDNN): no replicate BLAS seam here
+    row.update(blas="torch native", iterations=iterations, threads=torch.get_num_threads(),
+               mean_ms=row.pop("total_ms"), best_ms=min(row["iteration_ms"]),
+               peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, environment=env)
+    return row
+
+
+def run(iterations: int = 3, sgemm_gflops: float = 0.0) -> dict:
+    """The three children, their ratios, and GFLOP/s against ``sgemm_gflops`` (the machine's sgemm,
+    measured by the caller in the same run)."""
     model = shared() / "golden" / "perf" / "caffenet_train_b256.prototxt"
     if not model.exists():
         return {"skipped": f"{model} is absent"}
-    out = {"what": "CaffeNet training iteration, batch 256, CPU: forward+backward per layer (caffe time's "
-                   "method) + SGD update; each mode in its own process",
-           "caffe_anchor_s_per_iter": CAFFE_S_PER_ITER, "caffe_peak_rss_gb": CAFFE_PEAK_RSS_GB,
-           "targets": {"fast_speedup_vs_caffe": 1.5, "exact_speedup_vs_caffe": 1.0,
-                       "peak_rss_gb_max": round(CAFFE_PEAK_RSS_GB * 1.25, 3)}}
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for mode in ("fast", "exact"):
-        child_env = dict(env)
-        if mode == "fast":  # fast mode may use the CBLAS's best kernels for this CPU; exact pins Haswell
-            child_env.pop("OPENBLAS_CORETYPE", None)
-        else:
-            child_env["OPENBLAS_CORETYPE"] = "Haswell"
+    from bench.torch_caffenet import gemm_gflop
+    gemm = gemm_gflop(256)
+    gflop = sum(f + b for f, b in gemm.values())
+    out = {"what": "CaffeNet training iteration, batch 256, CPU: forward + backward + SGD update, best (best_ms; "
+                   f"mean_ms: the mean) of {iterations} iterations after one untimed; ours per layer (caffe time's "
+                   "method); each of fast, exact and torch native in its own process, one after the other; ratios "
+                   "and GFLOP/s from best_ms",
+           "gemm_gflop_per_iteration": gflop, "machine_sgemm_gflops": sgemm_gflops}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
+    env["PYTHONPATH"] = str(REPO)
+    for mode in ("fast", "exact", "torch"):
         r = subprocess.run([sys.executable, "-m", "bench.train_iter", "--child", mode, "--iterations",
-                            str(iterations)], cwd=REPO, env=child_env, capture_output=True, text=True)
+                            str(iterations)], cwd=REPO, env=env, capture_output=True, text=True)
         if r.returncode != 0:
             out[mode] = {"error": r.stderr[-2000:]}
             continue
         row = json.loads(r.stdout.strip().splitlines()[-1])
-        row["speedup_vs_caffe"] = CAFFE_S_PER_ITER * 1000 / row["total_ms"]
-        row["meets_speed_target"] = row["speedup_vs_caffe"] >= out["targets"][f"{mode}_speedup_vs_caffe"]
-        row["meets_memory_target"] = row["peak_rss_gb"] <= out["targets"]["peak_rss_gb_max"]
+        row["images_per_s"] = 256 * 1000 / row["best_ms"]
+        row["gemm_gflops"] = gflop / (row["best_ms"] / 1e3)
+        if "per_layer_ms" in row:  # the convolution and inner-product layers alone (mean per iteration)
+            ms = sum(v["forward"] + v["backward"] for k, v in row["per_layer_ms"].items() if k in gemm)
+            row["gemm_layers_ms"] = ms
+            row["gemm_layers_gflops"] = gflop / (ms / 1e3)
+            if sgemm_gflops:
+                row["gemm_layers_share_of_machine_sgemm"] = row["gemm_layers_gflops"] / sgemm_gflops
+        if sgemm_gflops:
+            row["share_of_machine_sgemm"] = row["gemm_gflops"] / sgemm_gflops
         out[mode] = row
+    ratios = {}
+    t = out.get("torch", {}).get("best_ms")
+    for mode in ("fast", "exact"):
+        ms = out.get(mode, {}).get("best_ms")
+        if ms and t:
+            ratios[f"{mode}_speedup_vs_torch_native"] = t / ms
+            ratios[f"{mode}_peak_rss_vs_torch_native"] = out[mode]["peak_rss_gb"] / out["torch"]["peak_rss_gb"]
+    if out.get("fast", {}).get("best_ms") and out.get("exact", {}).get("best_ms"):
+        ratios["exact_time_over_fast"] = out["exact"]["best_ms"] / out["fast"]["best_ms"]
+    out["ratios"] = ratios
     return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--child", choices=("fast", "exact"))
-    ap.add_argument("--iterations", type=int, default=2)
+    ap.add_argument("--child", choices=("fast", "exact", "torch"))
+    ap.add_argument("--iterations", type=int, default=3)
     args = ap.parse_args(argv)
-    if args.child:
+    if args.child == "torch":
+        print(json.dumps(child_torch(args.iterations)))
+    elif args.child:
         print(json.dumps(child(args.child, args.iterations)))
     else:
         print(json.dumps(run(args.iterations), indent=1))

@@ -5,8 +5,15 @@
 // exactly their arguments.  Two backends:
 //   exact: the same CBLAS routine Caffe calls, with Caffe's arguments (row-major,
 //          leading dimensions as caffe_cpu_gemm derives them), from a system
-//          CBLAS loaded at run time (env REPLICATE_CBLAS, default Debian's OpenBLAS);
-//   fast:  torch's matmul for gemm/gemv and plain loops for the level-1 routines.
+//          CBLAS loaded at run time (env REPLICATE_CBLAS, default Debian's OpenBLAS).
+//          The loader pins OpenBLAS's Haswell kernels and one thread (OPENBLAS_CORETYPE and
+//          OPENBLAS_NUM_THREADS set in-process around dlopen; a private copy of the library when
+//          this process already loaded it with other kernels) and then checks, with the
+//          library's own openblas_get_config/corename/num_threads, that it is OpenBLAS 0.3.21 on
+//          Haswell kernels with 1 thread: Caffe's golden bits.  Anything else is refused unless
+//          REPLICATE_UNVERIFIED_BLAS=1 (then reported "unverified").
+//   fast:  the system CBLAS with the kernels it picks for this CPU for gemm/gemv (torch's matmul
+//          when none loads or REPLICATE_FAST_GEMM=torch) and plain loops for level-1 routines.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -16,9 +23,12 @@ namespace blas {
 
 enum class Mode { Fast = 0, Exact = 1 };
 Mode mode();
-void set_mode(Mode m);             // Exact loads the library now; errors name it
-std::string library_path();        // the CBLAS in use ("" before exact mode is first used)
-std::string library_info();        // e.g. OpenBLAS's config and core name
+void set_mode(Mode m);             // Exact loads and checks the library now; errors name it
+std::string library_path();        // exact mode's CBLAS ("" before exact mode is first used)
+// The library the current mode computes with, as "path | config | core=C | threads=N | parallel=P |
+// file=F | copy=shared|private | status=S" (status: verified, unverified: why, or fast), or
+// "torch | at::addmm | status=fast: why" when fast mode's GEMMs are torch's.  May load the library.
+std::string library_info();
 
 enum Op { NoTrans = 0, Trans = 1 };
 

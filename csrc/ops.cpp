@@ -46,6 +46,76 @@ TORCH_LIBRARY(replicate, m) {
         "int? ignore_label) -> Tensor");
   m.def("accuracy_forward(Tensor input, Tensor label, int axis, int top_k, int? ignore_label) "
         "-> (Tensor, Tensor)");
+  // group B layers (csrc/cpu/norm_layers.cpp): Caffe's BLAS calls with its arguments, in place
+  m.def("blas_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, Tensor A, Tensor B, float beta, "
+        "Tensor(a!) C) -> ()");
+  m.def("blas_gemv(int trans_a, int M, int N, float alpha, Tensor A, Tensor x, float beta, Tensor(a!) y) -> ()");
+  m.def("blas_axpby(float alpha, Tensor x, float beta, Tensor(a!) y) -> ()");
+  m.def("blas_asum(Tensor x) -> Tensor");
+  m.def("powx(Tensor x, float p) -> Tensor");
+  m.def("scale_chunks(Tensor x, Tensor scale, int inner) -> Tensor");
+  // Caffe's other solvers: one learnable blob's Normalize, Regularize, ComputeUpdateValue and Update
+  // (csrc/cpu/solver_updates.cpp), in place.
+  m.def("nesterov_update(Tensor(a!) data, Tensor(b!) diff, Tensor(c!) history, float local_rate, "
+        "float momentum, float local_decay, int regularization, float diff_scale) -> ()");
+  m.def("adagrad_update(Tensor(a!) data, Tensor(b!) diff, Tensor(c!) history, float local_rate, float delta, "
+        "float local_decay, int regularization, float diff_scale) -> ()");
+  m.def("rmsprop_update(Tensor(a!) data, Tensor(b!) diff, Tensor(c!) history, float local_rate, "
+        "float rms_decay, float delta, float local_decay, int regularization, float diff_scale) -> ()");
+  m.def("adadelta_update(Tensor(a!) data, Tensor(b!) diff, Tensor(c!) history, Tensor(d!) history2, "
+        "float local_rate, float momentum, float delta, float local_decay, int regularization, "
+        "float diff_scale) -> ()");
+  m.def("adam_update(Tensor(a!) data, Tensor(b!) diff, Tensor(c!) m, Tensor(d!) v, float local_rate, "
+        "float beta1, float beta2, float delta, int t, float local_decay, int regularization, "
+        "float diff_scale) -> ()");
+  // group A layers: neurons (csrc/cpu/neuron.cpp) and losses (csrc/cpu/losses.cpp)
+  m.def("absval_forward(Tensor input) -> Tensor");
+  m.def("absval_backward(Tensor grad_output, Tensor input) -> Tensor");
+  m.def("bnll_forward(Tensor input) -> Tensor");
+  m.def("bnll_backward(Tensor grad_output, Tensor input) -> Tensor");
+  m.def("elu_forward(Tensor input, float alpha) -> Tensor");
+  m.def("elu_backward(Tensor grad_output, Tensor input, Tensor output, float alpha) -> Tensor");
+  m.def("exp_forward(Tensor input, float base, float scale, float shift) -> Tensor");
+  m.def("exp_backward(Tensor grad_output, Tensor output, float base, float scale, float shift) -> Tensor");
+  m.def("log_forward(Tensor input, float base, float scale, float shift) -> Tensor");
+  m.def("log_backward(Tensor grad_output, Tensor input, float base, float scale, float shift) -> Tensor");
+  m.def("power_forward(Tensor input, float power, float scale, float shift) -> Tensor");
+  m.def("power_backward(Tensor grad_output, Tensor input, Tensor output, float power, float scale, float shift) "
+        "-> Tensor");
+  m.def("prelu_forward(Tensor input, Tensor slope, bool channel_shared) -> Tensor");
+  m.def("prelu_backward(Tensor grad_output, Tensor input, Tensor slope, bool channel_shared, bool[2] output_mask, "
+        "Tensor? slope_diff=None) -> (Tensor, Tensor)");
+  m.def("sigmoid_forward(Tensor input) -> Tensor");
+  m.def("sigmoid_backward(Tensor grad_output, Tensor output) -> Tensor");
+  m.def("tanh_forward(Tensor input) -> Tensor");
+  m.def("tanh_backward(Tensor grad_output, Tensor output) -> Tensor");
+  m.def("threshold_forward(Tensor input, float threshold) -> Tensor");
+  m.def("clip_forward(Tensor input, float min, float max) -> Tensor");
+  m.def("clip_backward(Tensor grad_output, Tensor input, float min, float max) -> Tensor");
+  m.def("swish_forward(Tensor input, float beta) -> (Tensor, Tensor)");
+  m.def("swish_backward(Tensor grad_output, Tensor output, Tensor sigmoid_output, float beta) -> Tensor");
+  m.def("euclidean_loss_forward(Tensor a, Tensor b) -> (Tensor, Tensor)");
+  m.def("euclidean_loss_backward(Tensor grad_loss, Tensor diff, float sign, int num) -> Tensor");
+  m.def("hinge_loss_forward(Tensor input, Tensor label, int norm) -> (Tensor, Tensor)");
+  m.def("hinge_loss_backward(Tensor grad_loss, Tensor diff, Tensor label, int norm) -> Tensor");
+  m.def("sigmoid_cross_entropy_loss_forward(Tensor input, Tensor target, int normalization, int? ignore_label) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("sigmoid_cross_entropy_loss_backward(Tensor grad_loss, Tensor sigmoid, Tensor target, Tensor normalizer, "
+        "int? ignore_label) -> Tensor");
+  m.def("multinomial_logistic_loss_forward(Tensor prob, Tensor label) -> Tensor");
+  m.def("multinomial_logistic_loss_backward(Tensor grad_loss, Tensor prob, Tensor label) -> Tensor");
+  m.def("contrastive_loss_forward(Tensor a, Tensor b, Tensor y, float margin, bool legacy) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("contrastive_loss_backward(Tensor grad_loss, Tensor diff, Tensor dist_sq, Tensor y, float margin, "
+        "bool legacy, float sign) -> Tensor");
+  m.def("infogain_loss_forward(Tensor prob, Tensor label, Tensor H, int axis, int normalization, "
+        "int? ignore_label) -> Tensor");
+  m.def("infogain_loss_backward(Tensor grad_loss, Tensor prob, Tensor label, Tensor H, int axis, "
+        "int normalization, int? ignore_label) -> Tensor");
+  // group C: recurrent layers (csrc/cpu/recurrent.cpp): LSTMUnit, returns (c, h) / (c_prev diff, x diff)
+  m.def("lstm_unit_forward(Tensor c_prev, Tensor x, Tensor cont) -> (Tensor, Tensor)");
+  m.def("lstm_unit_backward(Tensor c_diff, Tensor h_diff, Tensor c_prev, Tensor x, Tensor cont, Tensor c) "
+        "-> (Tensor, Tensor)");
   // The solver's and the net's BLAS-level steps (csrc/cpu/solver_math.cpp), in place.
   m.def("sgd_update(Tensor(a!) data, Tensor(b!) diff, Tensor(c!) history, float local_rate, float momentum, "
         "float local_decay, int regularization, float diff_scale) -> ()");

@@ -5,10 +5,15 @@
     python -m replicate time  -model M [-weights W] [-iterations N]
     python -m replicate blobs -model M [-weights W] [-inputs IN.npz] -out OUT.npz [-phase TEST|TRAIN]
                               [-backward] [-top_diff TD.npz] [-iterations N]
+    python -m replicate compare A B [--tol RTOL] [--atol ATOL] [--ulps N] [--json]
+                              (.caffemodel/.solverstate/.binaryproto/.npz per blob, or two caffe train
+                              logs per printed value; exit 0 identical, 1 different, 2 unreadable)
 
 Flags take Caffe's single-dash spelling or a double dash.  Every command takes ``--blas exact|fast``
-(exact: Caffe's BLAS calls on the system OpenBLAS), ``-random_seed S`` (Caffe's boost mt19937,
-emulated: TRAIN-phase dropout masks equal Caffe's for the same seed) and ``--log FILE``.
+(exact: Caffe's BLAS calls on the system OpenBLAS), ``-random_seed S`` (Caffe's boost mt19937 and
+Boost 1.74's distributions, draw for draw: with the same seed, fillers, Data-layer crops and mirrors
+and dropout masks are Caffe's; the seed is taken modulo 2^32 as Caffe's set_random_seed takes it) and
+``--log FILE``.
 """
 from __future__ import annotations
 
@@ -28,10 +33,17 @@ def _flag(p: argparse.ArgumentParser, name: str, **kw):
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--blas", choices=("exact", "fast"), default=None,
-                   help="exact: Caffe's BLAS calls on the system CBLAS (bit-for-bit with Caffe on "
-                        "OpenBLAS 0.3.21, OPENBLAS_CORETYPE=Haswell, 1 thread); fast: torch (default: "
-                        "env REPLICATE_BLAS or fast)")
-    _flag(p, "random_seed", type=int, default=None, help="seed of Caffe's random generator (emulated)")
+                   help="exact (the default on CPU): Caffe's BLAS calls on Debian's OpenBLAS 0.3.21, its Haswell "
+                        "kernels and 1 thread, set up and checked in this process: Caffe 1.0's bits (refused, "
+                        "with what to install, on another library). fast: the CBLAS's own kernels for this CPU "
+                        "(or torch), not bit-for-bit. On a GPU (-gpu, or a solver with solver_mode: GPU) the "
+                        "default is fast: no mode promises Caffe's CPU bits on a GPU, and exact (Caffe's cuBLAS "
+                        "calls per image and group) runs about 2.3x slower there. Env REPLICATE_BLAS sets the "
+                        "default.")
+    _flag(p, "random_seed", type=int, default=None,
+          help="seed of Caffe's random generator (boost mt19937 and Boost's distributions, draw for draw "
+               "with Caffe: fillers, crops, mirrors, dropout; taken modulo 2^32). train: overrides the "
+               "solver's random_seed; default: the solver's, else seeded from the system")
     _flag(p, "gpu", default=None, help="GPU id (CUDA builds); omitted: CPU")
     _flag(p, "log", default=None, help="write the glog lines to FILE instead of stderr")
     _flag(p, "data_workers", type=int, default=None, help="Data layer decoding workers")
@@ -71,8 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "inputs", default=None, help=".npz of input blobs by name")
     _flag(p, "out", required=True)
     _flag(p, "phase", choices=("TRAIN", "TEST"), default="TEST")
-    _flag(p, "backward", action="store_true")
-    _flag(p, "top_diff", default=None, help=".npz of top diffs (keys top_diff/<blob> or <blob>)")
+    _flag(p, "backward", action="store_true",
+          help="after each forward, clear the parameter diffs, set the top diffs and run backward from the "
+               "last loss layer or the last layer making a blob given in -top_diff, whichever is later "
+               "(pycaffe's net.backward(start=...)): layers after it, such as Accuracy after the loss, are "
+               "skipped")
+    _flag(p, "top_diff", default=None,
+          help=".npz of top diffs, each set as pycaffe's net.blobs[b].diff[...] = g (cast to float32, "
+               "broadcast to the blob's shape). If any key is top_diff/<blob> (the layout of a golden "
+               "backward.npz), only those keys are read and each must name a blob; otherwise the keys that "
+               "name a blob are read. Other keys (diff/..., param_diff/...) are ignored. A diff given for a "
+               "loss blob replaces its loss weight (Caffe's loss layers scale by top diff[0]).")
     _flag(p, "iterations", type=int, default=1)
     _common(p)
     sub.add_parser("plan", help="write the paper's grid: a folder per network (plan --help)", add_help=False)
@@ -81,14 +102,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("report", help="results.csv, tables and figures from Caffe logs (report --help)", add_help=False)
     sub.add_parser("demo", help="the whole pipeline on synthetic mini-ImageNet, to Figure 2 (demo --help)",
                    add_help=False)
+    sub.add_parser("compare", help="is this Caffe's result? two caffemodels, solverstates, binaryprotos, npz "
+                                   "files or Caffe logs, blob by blob (compare --help)", add_help=False)
     return ap
+
+
+def _on_gpu(args) -> bool:
+    """Whether this command computes on a GPU: -gpu, or train's solver with solver_mode: GPU (and CUDA)."""
+    if args.gpu is not None:
+        return True
+    if getattr(args, "solver", None) and torch.cuda.is_available():
+        try:
+            from prototxt_like import load_solver
+            param = load_solver(args.solver)
+            return param.HasField("solver_mode") and param.solver_mode == param.GPU
+        except Exception:  # noqa: BLE001 - cmd_train reports a bad solver
+            return False
+    return False
 
 
 def _setup(args):
     from . import ops as R
-    from .log import CaffeLog
-    if args.blas:
-        R.set_blas(args.blas)
+    from .log import CaffeLog, environment, header_lines
+    mode = args.blas or os.environ.get("REPLICATE_BLAS") or ("fast" if _on_gpu(args) else "exact")
+    try:
+        R.set_blas(mode)
+    except RuntimeError as e:
+        raise SystemExit(f"error: {e}") from None
     if os.environ.get("REPLICATE_CPU_CACHE", "1") != "0":
         R.enable_cpu_cache()  # Caffe-like reuse of activation memory (no page faults per iteration)
     log = CaffeLog(args.log, stream=None) if args.log else CaffeLog()
@@ -97,6 +137,9 @@ def _setup(args):
         if not torch.cuda.is_available():
             raise SystemExit(f"-gpu {args.gpu}: no CUDA device available in this build")
         device = f"cuda:{int(str(args.gpu).split(',')[0])}"
+    for line in header_lines(environment("cuda" if _on_gpu(args) and torch.cuda.is_available() else device)):
+        log("setup", line)
+    if args.gpu is not None:
         log("cli", f"Using GPUs {args.gpu}")
     else:
         log("use_cpu", "Use CPU.")
@@ -104,10 +147,12 @@ def _setup(args):
 
 
 def _rng(seed):
-    from .rng import CaffeRNG
+    """Caffe's generator: ``Caffe::set_random_seed(unsigned int)`` truncates the seed to 32 bits;
+    no seed: seeded from the system, as Caffe's own default generator."""
+    from .rng import CaffeRNG, caffe_seed
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
-    return CaffeRNG(seed)
+    return CaffeRNG(caffe_seed(seed))
 
 
 def cmd_train(args) -> int:
@@ -132,8 +177,9 @@ def cmd_train(args) -> int:
         param.ClearField("weights")
     if args.weights:
         param.weights.append(args.weights)
-    solver = SGDSolver(param, log=log, device=device, data_workers=args.data_workers,
-                       caffe_resume=args.caffe_resume)
+    from .solvers import make_solver
+    solver = make_solver(param, log=log, device=device, data_workers=args.data_workers,
+                         caffe_resume=args.caffe_resume)
     effect = {"stop": Action.STOP, "snapshot": Action.SNAPSHOT, "none": Action.NONE}
     solver.signal_effects = {"SIGINT": effect[args.sigint_effect], "SIGTERM": effect[args.sigterm_effect],
                              "SIGHUP": effect[args.sighup_effect]}
@@ -224,9 +270,42 @@ def cmd_time(args) -> int:
     return 0
 
 
+def _blob_top_diffs(net, top_diff: dict) -> dict:
+    """The entries of a ``-top_diff`` file that are top diffs, ``{blob: array}``: the
+    ``top_diff/<blob>`` keys when there are any (each must name a blob), else the keys that name a
+    blob; the rest (``diff/...``, ``param_diff/...``, notes) is ignored."""
+    explicit = {k: v for k, v in top_diff.items() if k.startswith("top_diff/")}
+    if not explicit:
+        picked = {k: v for k, v in top_diff.items() if k in net.blobs}
+        if not picked:
+            raise SystemExit(f"-top_diff holds no top diff for net {net.name!r}: no key is top_diff/<blob> or "
+                             f"a blob name (keys: {', '.join(sorted(top_diff)) or 'none'})")
+        return picked
+    for k in explicit:
+        if k[len("top_diff/"):] not in net.blobs:
+            raise SystemExit(f"top diff {k!r} names no blob of net {net.name!r}")
+    return {k[len("top_diff/"):]: v for k, v in explicit.items()}
+
+
+def _set_diff(blob, v) -> None:
+    """pycaffe's ``net.blobs[name].diff[...] = v``: cast to float32, broadcast to the blob's shape."""
+    shape = tuple(blob.data.shape)
+    d = np.empty(shape, dtype=np.float32)
+    try:
+        d[...] = np.asarray(v)
+    except ValueError:
+        raise SystemExit(f"top diff for blob {blob.name!r} has shape {tuple(np.shape(v))}, which does not fit "
+                         f"the blob's shape {shape}") from None
+    blob.diff = torch.from_numpy(d).to(blob.data.device)
+
+
 def run_blobs(net, inputs: Optional[dict], *, backward: bool, top_diff: Optional[dict], iterations: int,
               seed: Optional[int]) -> dict:
-    """The ``blobs`` command's work on a built net: returns ``{key: array}``."""
+    """The ``blobs`` command's work on a built net: returns ``{key: array}``.
+
+    Backward runs as pycaffe's ``net.backward(start=...)`` from the later of the last loss layer and
+    the last layer making a blob with a given top diff; a top diff replaces what the blob's diff
+    holds (for a loss blob, its loss weight: Caffe's Backward never reseeds it)."""
     from .rng import CaffeRNG
     if seed is not None:  # caffe.set_random_seed(seed) right before forward
         net.ctx.rng = CaffeRNG(seed)
@@ -235,13 +314,19 @@ def run_blobs(net, inputs: Optional[dict], *, backward: bool, top_diff: Optional
         if name not in net.blobs:
             raise SystemExit(f"input {name!r} is not a blob of net {net.name!r} (input blobs: "
                              f"{', '.join(net.input_names) or 'none'})")
-        net.blobs[name].data = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).to(net.ctx.device)
+        # np.array keeps a 0-d input 0-d (np.ascontiguousarray would make it 1-d)
+        net.blobs[name].data = torch.from_numpy(np.array(arr, dtype=np.float32, order="C")).to(net.ctx.device)
     start = None
-    if backward and not top_diff:
-        loss_layers = [i for i, tops in enumerate(net.tops) if any(net._top_loss(i, t) for t in tops)]
-        if not loss_layers:
-            raise SystemExit("-backward without -top_diff needs a loss layer in the net")
-        start = loss_layers[-1]
+    diffs = {}
+    if backward:
+        if top_diff is not None:
+            diffs = _blob_top_diffs(net, top_diff)
+        producer = {t: lid for lid, tops in enumerate(net.tops) for t in tops}  # the last layer writing t
+        starts = [i for i, tops in enumerate(net.tops) if any(net._top_loss(i, t) for t in tops)]
+        starts += [producer[name] for name in diffs]
+        if not starts:
+            raise SystemExit("-backward needs a loss layer in the net or a -top_diff")
+        start = max(starts)
     for it in range(iterations):
         prefix = f"{it}/" if iterations > 1 else ""
         net.forward()
@@ -249,11 +334,8 @@ def run_blobs(net, inputs: Optional[dict], *, backward: bool, top_diff: Optional
             out[prefix + name] = net.blobs[name].data.detach().cpu().numpy().copy()
         if backward:
             net.clear_param_diffs()
-            for k, v in (top_diff or {}).items():
-                name = k[len("top_diff/"):] if k.startswith("top_diff/") else k
-                if name not in net.blobs:
-                    raise SystemExit(f"top diff {k!r} names no blob of net {net.name!r}")
-                net.blobs[name].diff = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(net.ctx.device)
+            for name, v in diffs.items():
+                _set_diff(net.blobs[name], v)
             net.backward(start)
             for name in net.blob_order:
                 b = net.blobs[name]
@@ -285,6 +367,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv and argv[0] in ("plan", "sweep", "report", "demo"):
         from .experiments.__main__ import main as exp_main
         return exp_main(argv)
+    if argv and argv[0] == "compare":
+        from .compare import main as compare_main
+        return compare_main(argv[1:])
     args = build_parser().parse_args(argv)
     from prototxt_like.errors import CaffeFormatError
     from .data.db import DataSourceError

@@ -4,6 +4,10 @@ Lines look like ``I1127 15:05:55.123456 12345 solver.cpp:239] Iteration 20 (...)
 the ``MMDD`` date form that Caffe's ``tools/extra/parse_log.py`` parses, the process id, and the
 Caffe source file and line that prints the same message.  Numbers are printed as C++ ``ostream``
 prints a float (6 significant digits, ``%g``).
+
+Every command's log starts with :func:`header_lines`: the BLAS mode, the library (path, version,
+kernels, threads, whether exact mode's check passed) and glibc's version (libm's ``expf``/``powf``/
+``logf`` are glibc's), as glog lines of ``caffe.cpp``, which Caffe's log tools pass over.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ WHERE = {
     "multistep": "sgd_solver.cpp:50", "net": "net.cpp:284", "test_interrupted": "solver.cpp:396",
     "cli": "caffe.cpp:0", "train_net_param": "solver.cpp:88", "train_net_file": "solver.cpp:92",
     "net_param": "solver.cpp:97", "net_file": "solver.cpp:102", "use_gpu": "caffe.cpp:204",
-    "snapshot_prefix": "caffe.cpp:0", "restoring": "solver.cpp:297",
+    "snapshot_prefix": "caffe.cpp:0", "restoring": "solver.cpp:297", "setup": "caffe.cpp:0",
 }
 
 
@@ -64,6 +68,87 @@ class CaffeLog:
         if self.fh:
             self.fh.close()
             self.fh = None
+
+
+def glibc_version() -> str:
+    """glibc's version (``gnu_get_libc_version``), or why it is unknown."""
+    import ctypes
+    try:
+        f = ctypes.CDLL(None).gnu_get_libc_version
+    except (OSError, AttributeError):
+        return "unknown (not glibc)"
+    f.restype = ctypes.c_char_p
+    return f().decode()
+
+
+def _mapped(name: str) -> Optional[str]:
+    """The path of a loaded library whose file name starts with ``name`` (from /proc/self/maps)."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1] if len(line.split()) >= 6 else ""
+                if os.path.basename(path).startswith(name):
+                    return os.path.realpath(path)
+    except OSError:
+        pass
+    return None
+
+
+def environment(device: str = "cpu", blas: bool = True) -> dict:
+    """The facts that decide our bits: BLAS mode and library (:func:`replicate.ops.blas_info`;
+    left out with ``blas=False``), glibc and libm, torch and its thread count, the CPU.  JSON-able;
+    ``make bench`` records it."""
+    import platform
+
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    out = {"glibc": glibc_version(), "libm": _mapped("libm.so") or _mapped("libm-"),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "device": device, "cpu": cpu,
+            "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    if blas:
+        from . import ops as R
+        out = {"blas": R.blas_info(), **out}
+    return out
+
+
+def header_lines(env: dict) -> list:
+    """The first messages of every log, from :func:`environment`."""
+    b = env["blas"]
+    gpu = not str(env.get("device", "cpu")).startswith("cpu")
+    core = f"{b['core']} kernels" if b.get("core") else "its kernels"
+    if b["mode"] == "exact" and b["verified"]:
+        mode = (f"BLAS mode: exact (Caffe 1.0's BLAS calls on OpenBLAS {b['version']}, {b['core']} kernels, "
+                f"{b['threads']} thread per call: the library checked, Caffe's bits on CPU)")
+    elif b["mode"] == "exact":
+        why = (b.get("status") or "").partition(": ")[2]
+        mode = (f"BLAS mode: exact on an unverified library (REPLICATE_UNVERIFIED_BLAS=1: {why}): Caffe's BLAS "
+                "calls, no bit promise")
+    elif b["path"] == "torch":
+        mode = "BLAS mode: fast (gemm/gemv by torch's matmul; not bit-for-bit with Caffe)"
+    else:
+        mode = f"BLAS mode: fast (gemm/gemv on {b.get('library', 'the CBLAS')}'s {core}; not bit-for-bit with Caffe)"
+    lines = [mode]
+    if gpu:
+        lines.append(f"GPU {env['device']}: " + ("Caffe's cuBLAS calls (exact)" if b["mode"] == "exact" else
+                                                  "torch's matmul, batched (fast)")
+                     + ", TF32 off; no mode promises Caffe's CPU bits on a GPU")
+    status = {"verified": "verified for exact mode", "fast": "not checked (fast mode)"}.get(
+        b.get("status"), b.get("status"))
+    if b["path"] == "torch":
+        lines.append(f"BLAS library: torch's at::addmm ({b.get('status', '')})")
+    else:
+        lines.append(f"BLAS library: {b['path']} ({b.get('file')}{', a private copy' if b.get('copy') == 'private' else ''}):"
+                     f" {b.get('library')} {b.get('version') or '?'}, core {b.get('core') or '?'}, "
+                     f"{b.get('threads')} thread(s) per call, {b.get('parallel')} build, {status}; "
+                     f"config: {b.get('config')}")
+    lines.append(f"C library: glibc {env['glibc']} (libm {env.get('libm') or '?'}: expf, powf, logf); "
+                 f"torch {env['torch']}, {env['torch_threads']} CPU thread(s); CPU: {env['cpu']}")
+    return lines
 
 
 class NullLog(CaffeLog):

@@ -6,9 +6,13 @@ under torch.compile / FakeTensor, and autograd formulas that call Caffe's own ba
 following PyTorch's extension-cpp pattern.  The layer-level helpers at the bottom take Caffe's
 parameter names.
 
-BLAS backend: ``fast`` (default; torch's matmul) or ``exact`` (every BLAS call Caffe makes goes to
-the same routine of a system CBLAS, default Debian's OpenBLAS, with Caffe's arguments).  Chosen by
-env ``REPLICATE_BLAS`` at import or :func:`set_blas`; env ``REPLICATE_CBLAS`` names the library.
+BLAS backend: ``exact`` (every BLAS call Caffe makes goes to the same routine of Debian's OpenBLAS
+0.3.21, with Caffe's arguments, its Haswell kernels and one thread, set up and checked in-process:
+Caffe 1.0's bits) or ``fast`` (the system CBLAS with the kernels it picks for this CPU, or torch's
+matmul; not bit-for-bit).  The ``python -m replicate`` commands default to exact on CPU; this module
+defaults to fast.  Chosen by env ``REPLICATE_BLAS`` at import or :func:`set_blas`; env
+``REPLICATE_CBLAS`` names another library (refused by exact mode unless it passes the same checks
+or ``REPLICATE_UNVERIFIED_BLAS=1``).
 """
 from __future__ import annotations
 
@@ -29,7 +33,10 @@ IntPair = Union[int, Sequence[int]]
 
 
 def set_blas(mode: str) -> None:
-    """Select ``"fast"`` or ``"exact"``; exact loads the CBLAS now (errors name the library)."""
+    """Select ``"fast"`` or ``"exact"``.  Exact loads its CBLAS now with OpenBLAS's Haswell kernels
+    and one thread, checks it (OpenBLAS 0.3.21, core Haswell, 1 thread) and raises RuntimeError,
+    saying what is missing and how to install it, when it is anything else (unless env
+    ``REPLICATE_UNVERIFIED_BLAS=1``)."""
     _C.set_blas(mode)
 
 
@@ -38,8 +45,33 @@ def get_blas() -> str:
 
 
 def blas_library() -> str:
-    """The CBLAS loaded for exact mode with its build config and core ("" before first use)."""
+    """The library the current mode computes with, as ``"path | config | core=C | threads=N |
+    parallel=P | file=F | copy=shared|private | status=S"`` (S: ``verified``, ``unverified: why`` or
+    ``fast``), or ``"torch | at::addmm | status=fast: why"``.  May load the library."""
     return _C.blas_library()
+
+
+def blas_info() -> dict:
+    """:func:`blas_library` of the current mode as a dict: mode, path, config, version, core,
+    threads, parallel, file, copy, status, verified (exact mode's check passed)."""
+    text = blas_library()
+    parts = [p.strip() for p in text.split(" | ")]
+    info = {"mode": get_blas(), "path": parts[0], "config": parts[1] if len(parts) > 1 else "",
+            "version": None, "core": None, "threads": None, "parallel": None, "file": None, "copy": None,
+            "status": None}
+    for p in parts[2:]:
+        k, _, v = p.partition("=")
+        if k in info:
+            info[k] = v
+    if info["config"].startswith("OpenBLAS "):
+        info["version"] = info["config"].split()[1]
+        info["library"] = "OpenBLAS"
+    else:
+        info["library"] = "torch (at::addmm)" if info["path"] == "torch" else "unknown CBLAS"
+    if info["threads"] is not None:
+        info["threads"] = int(info["threads"])
+    info["verified"] = info["status"] == "verified"
+    return info
 
 
 def enable_cpu_cache(max_cached_gb: float = 8.0) -> None:
@@ -93,12 +125,13 @@ def conv_out(size, kernel: int, pad: int, stride: int, dilation: int = 1):
     return (size + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
 
 
-def pooled_size(size, kernel: int, stride: int, pad: int, ceil_mode: bool = True):
+def pooled_size(size, kernel: int, stride: int, pad: int, ceil_mode: bool = True, padded: Optional[bool] = None):
     """Caffe 1.0's pooled size: ceil (or floor) of (size + 2 pad - kernel) / stride, plus one;
-    with padding, a last window that would start inside the padding is dropped."""
+    when the layer is padded (``padded``: pad_h or pad_w nonzero, on either axis; default: this
+    axis's pad), a last window that would start inside the padding is dropped."""
     span = size + 2 * pad - kernel
     out = (-((-span) // stride) if ceil_mode else span // stride) + 1
-    if pad and (out - 1) * stride >= size + pad:
+    if (pad if padded is None else padded) and (out - 1) * stride >= size + pad:
         out = out - 1
     return out
 
@@ -165,8 +198,9 @@ def _(grad_output, input, weight, stride, pad, dilation, group, output_mask, wei
 def _(input, kernel, stride, pad, ceil_mode):
     _one_device("pool_max_forward", locals())
     n, c, h, w = input.shape
-    shape = (n, c, pooled_size(h, kernel[0], stride[0], pad[0], ceil_mode),
-             pooled_size(w, kernel[1], stride[1], pad[1], ceil_mode))
+    padded = bool(pad[0] or pad[1])  # Caffe clips both axes when either is padded
+    shape = (n, c, pooled_size(h, kernel[0], stride[0], pad[0], ceil_mode, padded),
+             pooled_size(w, kernel[1], stride[1], pad[1], ceil_mode, padded))
     return _empty(input, shape), _empty(input, shape, torch.int32)
 
 
@@ -180,8 +214,9 @@ def _(grad_output, mask, input_size):
 def _(input, kernel, stride, pad, ceil_mode):
     _one_device("pool_ave_forward", locals())
     n, c, h, w = input.shape
-    return _empty(input, (n, c, pooled_size(h, kernel[0], stride[0], pad[0], ceil_mode),
-                          pooled_size(w, kernel[1], stride[1], pad[1], ceil_mode)))
+    padded = bool(pad[0] or pad[1])  # Caffe clips both axes when either is padded
+    return _empty(input, (n, c, pooled_size(h, kernel[0], stride[0], pad[0], ceil_mode, padded),
+                          pooled_size(w, kernel[1], stride[1], pad[1], ceil_mode, padded)))
 
 
 @torch.library.register_fake("replicate::pool_ave_backward")
@@ -579,3 +614,154 @@ def scal(alpha: float, x: Tensor) -> None:
 def dot(x: Tensor, y: Tensor) -> Tensor:
     """caffe_cpu_dot, as a 0-dim tensor of x's dtype."""
     return ops.blas_dot(x, y)
+
+
+# Caffe's other solvers' per-blob update steps (csrc/cpu/solver_updates.cpp; replicate/solvers.py)
+
+
+@torch.library.register_fake("replicate::nesterov_update")
+def _(data, diff, history, local_rate, momentum, local_decay, regularization, diff_scale):
+    _one_device("nesterov_update", locals())
+    return None
+
+
+@torch.library.register_fake("replicate::adagrad_update")
+def _(data, diff, history, local_rate, delta, local_decay, regularization, diff_scale):
+    _one_device("adagrad_update", locals())
+    return None
+
+
+@torch.library.register_fake("replicate::rmsprop_update")
+def _(data, diff, history, local_rate, rms_decay, delta, local_decay, regularization, diff_scale):
+    _one_device("rmsprop_update", locals())
+    return None
+
+
+@torch.library.register_fake("replicate::adadelta_update")
+def _(data, diff, history, history2, local_rate, momentum, delta, local_decay, regularization, diff_scale):
+    _one_device("adadelta_update", locals())
+    return None
+
+
+@torch.library.register_fake("replicate::adam_update")
+def _(data, diff, m, v, local_rate, beta1, beta2, delta, t, local_decay, regularization, diff_scale):
+    _one_device("adam_update", locals())
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# group A: fake kernels of the neuron and loss layers' ops (csrc/cpu/neuron.cpp, csrc/cpu/losses.cpp)
+
+def _fake_group_a(op: str, like: int, n_out: int = 1, extra=()):
+    """A fake kernel returning ``n_out`` tensors like argument ``like`` followed by ``extra``:
+    each a function of that argument giving another fake output (a 0-d loss, a vector ...)."""
+    def fake(*args):
+        _one_device(op, {f"argument {i}": a for i, a in enumerate(args)})
+        outs = [_like(args[like]) for _ in range(n_out)] + [f(args[like]) for f in extra]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+    torch.library.register_fake(f"replicate::{op}")(fake)
+
+
+_scalar = lambda t: _empty(t, ())  # noqa: E731
+
+for _op, _like_arg in (("absval_forward", 0), ("absval_backward", 1), ("bnll_forward", 0), ("bnll_backward", 1),
+                       ("elu_forward", 0), ("elu_backward", 1), ("exp_forward", 0), ("exp_backward", 1),
+                       ("log_forward", 0), ("log_backward", 1), ("power_forward", 0), ("power_backward", 1),
+                       ("prelu_forward", 0), ("sigmoid_forward", 0), ("sigmoid_backward", 1), ("tanh_forward", 0),
+                       ("tanh_backward", 1), ("threshold_forward", 0), ("clip_forward", 0), ("clip_backward", 1),
+                       ("swish_backward", 1), ("euclidean_loss_backward", 1), ("hinge_loss_backward", 1),
+                       ("multinomial_logistic_loss_backward", 1), ("contrastive_loss_backward", 1),
+                       ("infogain_loss_backward", 1), ("sigmoid_cross_entropy_loss_backward", 1)):
+    _fake_group_a(_op, _like_arg)
+_fake_group_a("swish_forward", 0, 2)
+_fake_group_a("multinomial_logistic_loss_forward", 0, 0, (_scalar,))
+_fake_group_a("infogain_loss_forward", 0, 0, (_scalar,))
+_fake_group_a("euclidean_loss_forward", 0, 0, (_scalar, _like))
+_fake_group_a("hinge_loss_forward", 0, 0, (_scalar, _like))
+_fake_group_a("sigmoid_cross_entropy_loss_forward", 0, 0, (_scalar, _like, _scalar))
+_fake_group_a("contrastive_loss_forward", 0, 0, (_scalar, _like, lambda t: _empty(t, (t.shape[0],))))
+
+
+@torch.library.register_fake("replicate::prelu_backward")
+def _(grad_output, input, slope, channel_shared, output_mask, slope_diff=None):
+    _one_device("prelu_backward", locals())
+    return (_like(input) if output_mask[0] else _empty(input, (0,)),
+            _like(slope) if output_mask[1] else _empty(input, (0,)))
+
+
+# ---------------------------------------------------------------------------------------------
+# group B layers (csrc/cpu/norm_layers.cpp): fake kernels and helpers with Caffe's arguments
+
+
+@torch.library.register_fake("replicate::blas_gemm")
+def _(trans_a, trans_b, M, N, K, alpha, A, B, beta, C):
+    _one_device("blas_gemm", {"A": A, "B": B, "C": C})
+    return None
+
+
+@torch.library.register_fake("replicate::blas_gemv")
+def _(trans_a, M, N, alpha, A, x, beta, y):
+    _one_device("blas_gemv", {"A": A, "x": x, "y": y})
+    return None
+
+
+@torch.library.register_fake("replicate::blas_axpby")
+def _(alpha, x, beta, y):
+    _one_device("blas_axpby", {"x": x, "y": y})
+    return None
+
+
+@torch.library.register_fake("replicate::blas_asum")
+def _(x):
+    return _empty(x, ())
+
+
+@torch.library.register_fake("replicate::powx")
+def _(x, p):
+    return _like(x)
+
+
+@torch.library.register_fake("replicate::scale_chunks")
+def _(x, scale, inner):
+    _one_device("scale_chunks", {"x": x, "scale": scale})
+    return _like(x)
+
+
+def gemm(trans_a: bool, trans_b: bool, M: int, N: int, K: int, alpha: float, A: Tensor, B: Tensor, beta: float,
+         C: Tensor) -> None:
+    """caffe_cpu_gemm in place on ``C`` (contiguous operands with exactly M*K, K*N, M*N elements)."""
+    ops.blas_gemm(int(trans_a), int(trans_b), M, N, K, alpha, A, B, beta, C)
+
+
+def gemv(trans_a: bool, M: int, N: int, alpha: float, A: Tensor, x: Tensor, beta: float, y: Tensor) -> None:
+    """caffe_cpu_gemv in place on ``y`` (A is M x N row-major)."""
+    ops.blas_gemv(int(trans_a), M, N, alpha, A, x, beta, y)
+
+
+def axpby(alpha: float, x: Tensor, beta: float, y: Tensor) -> None:
+    """caffe_cpu_axpby in place on ``y``: scal(beta, y) then axpy(alpha, x, y)."""
+    ops.blas_axpby(alpha, x, beta, y)
+
+
+def asum(x: Tensor) -> Tensor:
+    """caffe_cpu_asum, as a 0-dim tensor of x's dtype."""
+    return ops.blas_asum(x)
+
+
+def powx(x: Tensor, p: float) -> Tensor:
+    """caffe_powx: std::pow(x, Dtype(p)) element by element (glibc's powf for float32)."""
+    return ops.powx(x, p)
+
+
+# group C: recurrent layers (csrc/cpu/recurrent.cpp)
+@torch.library.register_fake("replicate::lstm_unit_forward")
+def _(c_prev, x, cont):
+    _one_device("lstm_unit_forward", {"c_prev": c_prev, "x": x, "cont": cont})
+    return _like(c_prev), _like(c_prev)
+
+
+@torch.library.register_fake("replicate::lstm_unit_backward")
+def _(c_diff, h_diff, c_prev, x, cont, c):
+    _one_device("lstm_unit_backward", {"c_diff": c_diff, "h_diff": h_diff, "c_prev": c_prev, "x": x, "cont": cont,
+                                       "c": c})
+    return _like(c_prev), _like(x)

@@ -39,7 +39,7 @@ from . import ops as R
 from .log import CaffeLog, g
 from .fileio import atomic_write
 from .net import Net
-from .rng import CaffeRNG
+from .rng import CaffeRNG, caffe_seed
 
 f32 = np.float32
 
@@ -79,21 +79,25 @@ class Action:
 class SGDSolver:
     """``param``: a SolverParameter or path.  ``log``: a :class:`CaffeLog` (default: stderr)."""
 
+    TYPE = "SGD"  # the SolverParameter.type this class implements (others: replicate/solvers.py)
+
     def __init__(self, param, *, log: Optional[CaffeLog] = None, weights: Sequence[str] = (),
                  device="cpu", data_workers: Optional[int] = None, caffe_resume: bool = False):
         if not isinstance(param, caffe_pb2.SolverParameter):
             param = load_solver(param)
         self.param = param
         self.log = log if log is not None else CaffeLog()
-        if param.type and param.type != "SGD":
-            raise SolverError(f"solver type {param.type!r} is not implemented (only SGD, the paper's solver)")
+        if param.type and param.type != self.TYPE:
+            raise SolverError(f"solver type {param.type!r} is not {type(self).__name__}'s "
+                              f"{self.TYPE!r}; replicate.solvers.make_solver picks the class")
         if param.snapshot_format == caffe_pb2.SolverParameter.HDF5:
             raise SolverError("snapshot_format HDF5 is not supported; use BINARYPROTO")
-        if param.snapshot and not param.HasField("snapshot_prefix"):
-            raise SolverError("In solver params, snapshot is specified but snapshot_prefix is not")
         self.log("solver_init", "Initializing solver from parameters: \n" + _text(param).rstrip("\n"))
         if param.average_loss < 1:
             raise SolverError("average_loss should be non-negative.")
+        # CheckSnapshotWritePermissions, after the average_loss check as in Solver::Init
+        if param.snapshot and not param.HasField("snapshot_prefix"):
+            raise SolverError("In solver params, snapshot is specified but snapshot_prefix is not")
         if param.snapshot:
             probe = f"{param.snapshot_prefix}_iter_0.tempfile"  # Caffe's CheckSnapshotWritePermissions
             try:
@@ -102,7 +106,9 @@ class SGDSolver:
             except OSError as e:
                 raise SolverError(f"Cannot write to snapshot prefix '{param.snapshot_prefix}'.  Make sure that the "
                                   f"directory exists and is writable. ({e})") from None
-        seed = param.random_seed if param.random_seed >= 0 else int.from_bytes(os.urandom(4), "little")
+        # Caffe::set_random_seed(unsigned int): a random_seed above 32 bits is taken modulo 2^32;
+        # a negative one leaves Caffe's generator seeded from the system (cluster_seedgen)
+        seed = caffe_seed(param.random_seed) if param.random_seed >= 0 else int.from_bytes(os.urandom(4), "little")
         self.rng = CaffeRNG(seed)
         self.device = device
         self.data_workers = data_workers
@@ -135,9 +141,12 @@ class SGDSolver:
                    (p.HasField("net"), lambda: load_net(p.net), "net_file",
                     f"Creating training net from net file: {p.net}")]
         given = [src for src in sources if src[0]]
-        if len(given) != 1:
-            raise SolverError("SolverParameter must specify exactly one of train_net_param, train_net, "
-                              "net_param or net")
+        fields = "net, net_param, train_net, train_net_param"
+        if not given:  # Solver::InitTrainNet's CHECK_GE / CHECK_LE
+            raise SolverError(f"SolverParameter must specify a train net using one of these fields: {fields}")
+        if len(given) > 1:
+            raise SolverError("SolverParameter must not contain more than one of these fields specifying a "
+                              f"train_net: {fields}")
         _, load, key, message = given[0]
         return load(), key, message
 
@@ -201,13 +210,15 @@ class SGDSolver:
         policy = p.lr_policy
         base = f32(p.base_lr)
         gamma = f32(p.gamma)
-        if policy in ("step", "exp", "inv", "multistep", "sigmoid") and gamma < 0:
+        if policy in ("exp", "inv", "multistep", "sigmoid") and gamma < 0:
             raise SolverError(f"lr_policy {policy} needs gamma >= 0, got {p.gamma}")
         if policy == "fixed":
             return base
-        if policy == "step":
+        if policy == "step":  # Caffe checks stepsize before gamma here
             if p.stepsize <= 0:
                 raise SolverError("lr_policy step needs stepsize > 0")
+            if gamma < 0:
+                raise SolverError(f"lr_policy {policy} needs gamma >= 0, got {p.gamma}")
             self.current_step = self.iter // p.stepsize
             return f32(float(base) * math.pow(float(gamma), self.current_step))
         if policy == "exp":
@@ -244,9 +255,14 @@ class SGDSolver:
             local_decay = f32(wd * f32(self.net.params_decay[i]))
             if local_decay and reg not in ("L1", "L2"):  # Caffe checks inside Regularize only
                 raise SolverError(f"Unknown regularization type: {reg}")
-            R.sgd_update(blob.data, blob.diff, self.history[i], float(local_rate), float(momentum),
-                         float(local_decay), reg, scale)
+            self.update_blob(i, blob, local_rate, momentum, local_decay, reg, scale)
         self.iter += 1
+
+    def update_blob(self, i: int, blob, local_rate, momentum, local_decay, reg: str, scale: float) -> None:
+        """Normalize, Regularize, ComputeUpdateValue and Blob::Update of learnable blob ``i``
+        (the other solvers override it)."""
+        R.sgd_update(blob.data, blob.diff, self.history[i], float(local_rate), float(momentum),
+                     float(local_decay), reg, scale)
 
     def _clip_gradients(self) -> None:
         clip = f32(self.param.clip_gradients)
@@ -399,7 +415,8 @@ class SGDSolver:
             loss = f32(loss / f32(n))
             self.log("test_loss", f"Test loss: {g(loss)}")
         means = {k2: (v / f32(n)).astype(np.float32) for k2, v in (scores or {}).items()}
-        self._log_outputs(net, "test_output", "Test net output", means)
+        if scores is not None:  # test_iter 0: Caffe's test_score is empty and nothing is logged
+            self._log_outputs(net, "test_output", "Test net output", means)
         return means
 
     # -- snapshots ---------------------------------------------------------------------------

@@ -189,6 +189,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="iterations per network (default: the mini preset's 1200; stepsize 2/3 of it, 20 tests)")
     ap.add_argument("--test-iter", type=int, default=None,
                     help="test batches of 50 per test (default: the mini preset's 10, every validation image)")
+    ap.add_argument("--blas", choices=("exact", "fast"), default="exact",
+                    help="the networks' BLAS mode (default exact: Caffe 1.0's BLAS calls and bits on Debian's "
+                         "OpenBLAS 0.3.21; fast: the CBLAS's own kernels, not bit-for-bit)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)
     _START[0] = t0 = time.monotonic()
@@ -214,8 +217,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except plan_mod.PlanError as e:
         print(f"demo: plan: {e}", file=sys.stderr)
         return 1
-    _stage(5, 6, f"sweep: {workers} network(s) at a time (logs in {runs}/<net>/logs/)")
-    rc = sweep.main([os.fspath(runs), "--workers", str(workers)])
+    _stage(5, 6, f"sweep: {workers} network(s) at a time, BLAS mode {a.blas} (logs in {runs}/<net>/logs/)")
+    rc = sweep.main([os.fspath(runs), "--workers", str(workers), "--blas", a.blas])
     if rc != 0:
         print("demo: the sweep did not finish every network (see above); run the demo again to retry",
               file=sys.stderr)
@@ -238,7 +241,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     text = ["# Demo: Figure 2 on synthetic mini-ImageNet", "",
             "Top-1 on the target half B (mean of the 10 best tests) in the paper's groups. In the release's "
             f"names B is half{TARGET} and A is half{SOURCE}: baseB is half{TARGET}, BnB(+) is "
-            f"transfer(-ft){TARGET}{TARGET}_1_n and AnB(+) is transfer(-ft){SOURCE}{TARGET}_1_n.", "", table]
+            f"transfer(-ft){TARGET}{TARGET}_1_n and AnB(+) is transfer(-ft){SOURCE}{TARGET}_1_n.", "",
+            report.blas_summary(rows) or f"BLAS mode: {a.blas}.", "", table]
     text += [f"- {'yes' if ok else 'NO '}: {what} ({nums})" for what, ok, nums in checks]
     atomic_write(rep / "demo.md", ("\n".join(text) + "\n").encode())
     print("\n" + table)

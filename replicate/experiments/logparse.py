@@ -13,7 +13,8 @@ Caffe 1.0 (ours, ``replicate/log.py``; the date may have 4 or 8 digits)::
 A test's outputs are the output lines that follow its ``Testing net`` line before the next
 ``Iteration`` line; lines of other threads in between are skipped, and so is anything that is not
 a glog line.  A last line without its newline (a log cut off while being written) is dropped, as
-is the unreadable tail of a truncated gzip file.  Over several files (read in natural order of
+is the unreadable tail of a truncated gzip file.  :func:`blas_mode` reads the BLAS mode our logs
+name in their first lines (``BLAS mode: exact (...)``).  Over several files (read in natural order of
 their names) and several runs appended to one file, a later test of the same iteration wins.
 """
 from __future__ import annotations
@@ -125,6 +126,44 @@ def read_text(path: Union[str, Path]) -> str:
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # drop a line cut off while being written
     return text
+
+
+BLAS_MODE = re.compile(r"^BLAS mode: (exact|fast)\b(.*)$")
+
+
+def _head(path: Union[str, Path], size: int = 16384) -> str:
+    """The first ``size`` bytes of a log (gzip or plain) as text, for its header lines."""
+    import gzip
+    with open(path, "rb") as f:
+        raw = f.read(size)
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as f:
+                raw = f.read(size)
+        except (OSError, EOFError, zlib.error):
+            raw = _gunzip(raw)
+    return raw.decode("utf-8", errors="replace")
+
+
+def blas_mode(path: Union[str, Path]) -> Optional[str]:
+    """The BLAS mode a log's header names (``replicate/log.py``): ``exact``, ``exact-unverified`` or
+    ``fast``; None for a log without one (Caffe's own, or ours from before modes were logged)."""
+    for line in _head(path).splitlines():
+        m = GLOG.match(line.rstrip("\r"))
+        b = BLAS_MODE.match(m.group(1)) if m else None
+        if b:
+            return b.group(1) + ("-unverified" if b.group(1) == "exact" and "unverified" in b.group(2) else "")
+    return None
+
+
+def blas_modes(files: Iterable[Union[str, Path]]) -> List[str]:
+    """The modes of ``files``' headers, each once, in order of first appearance (unknown ones left out)."""
+    out: List[str] = []
+    for f in files:
+        m = blas_mode(f)
+        if m and m not in out:
+            out.append(m)
+    return out
 
 
 def parse_file(path: Union[str, Path]) -> List[Test]:

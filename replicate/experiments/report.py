@@ -7,7 +7,9 @@ iteration-0 test excluded; later files win for the same iteration):
 
 - ``top1_mean_best10``: NumPy float64 mean of the K (``--best``, 10) highest values, highest first;
 - ``top1_final``: the value at the highest tested iteration, ``last_iter``;
-- ``tests``: the number of distinct tested iterations.
+- ``tests``: the number of distinct tested iterations;
+- ``blas``: the BLAS mode it was trained in (its sweep ``DONE`` record, else its logs' headers;
+  ``+`` joins several), a column only when some network names one (Caffe's own logs do not).
 
 Values are written with 6 decimals, as ``reference_results.csv`` has them; with these rules the
 release's logs give their rows of that file exactly.  Writes ``results.csv`` (the reference's
@@ -28,7 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import figures
-from .logparse import accuracy_series, log_files
+from .logparse import accuracy_series, blas_modes, log_files
 from .names import classify
 
 COLUMNS = ("net", "kind", "n", "top1_mean_best10", "top1_final", "tests", "last_iter")
@@ -88,8 +90,36 @@ def collect(results_dir: Path, best: int = 10, output=None, include_initial: boo
             continue
         row = {"net": d.name, "kind": net.kind, "n": "" if net.n is None else str(net.n)}
         row.update(summarise(series, best))
+        row["blas"] = network_blas(d)
         rows.append(row)
     return sorted(rows, key=lambda r: r["net"]), skipped, empty
+
+
+def network_blas(net_dir: Path) -> str:
+    """The BLAS mode of a network's results: its ``DONE``'s ``blas`` (written by ``sweep``), else the
+    modes its logs name (``+``-joined); "" when nothing says (Caffe's own logs)."""
+    import json
+    try:
+        mode = json.loads((net_dir / "DONE").read_text()).get("blas")
+        if mode:
+            return str(mode)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return "+".join(blas_modes(log_files(net_dir)))
+
+
+def blas_summary(rows) -> Optional[str]:
+    """One line on the BLAS modes of ``rows``; None when no row names one."""
+    by_mode: Dict[str, List[str]] = {}
+    for r in rows:
+        by_mode.setdefault(r.get("blas") or "unknown", []).append(r["net"])
+    if set(by_mode) == {"unknown"}:
+        return None
+    if len(by_mode) == 1:
+        mode = next(iter(by_mode))
+        return f"BLAS mode: {mode} (all {len(rows)} networks)."
+    parts = [f"{m}: {len(v)} ({', '.join(v[:8])}{' ...' if len(v) > 8 else ''})" for m, v in sorted(by_mode.items())]
+    return "BLAS modes: MIXED, the networks do not come from one mode: " + "; ".join(parts) + "."
 
 
 def read_csv(path: Path) -> List[Dict[str, str]]:
@@ -122,6 +152,7 @@ def markdown(rows, reference: Optional[List[Dict[str, str]]], column: str, best:
     lines = [f"# Replication results: {results_dir}", "",
              f"Statistic: {what} (`{column}`); paper: {reference_path or 'none'}"
              + ("" if pcol or not reference else " (the paper's file has no such column)") + ".", "",
+             *([blas_summary(rows), ""] if blas_summary(rows) else []),
              "## Per network", "",
              "| net | kind | n | tests | last_iter | ours | paper | delta |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -220,7 +251,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                    warn=lambda m: print(m, file=sys.stderr), exclude=args.out)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out / "results.csv")
+    write_csv(rows, out / "results.csv", COLUMNS + ("blas",) if blas_summary(rows) else COLUMNS)
     write_csv(figures.summary_rows(rows, column=column), out / "summary.csv",
               ("kind", "n", "mean_top1", "count"), "\n")
     (out / "results.md").write_text(markdown(rows, reference, column, args.best, skipped, empty,
@@ -232,4 +263,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(path)
     print(f"report: {len(rows)} networks with results, {len(empty)} without, {len(skipped)} skipped "
           f"({time.perf_counter() - t0:.1f} s)")
+    if blas_summary(rows):
+        print(f"report: {blas_summary(rows)}")
     return 0 if rows else 1

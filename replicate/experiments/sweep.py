@@ -1,7 +1,8 @@
 """``python -m replicate sweep PLAN_DIR``: train a plan's networks in dependency order, resumably.
 
     python -m replicate sweep PLAN_DIR [--engine local|ray] [--workers N] [--address ADDR]
-                                       [--retries R] [--nets PATTERNS] [--dry-run]
+                                       [--retries R] [--nets PATTERNS] [--blas exact|fast]
+                                       [--allow-mixed-blas] [--dry-run]
 
 ``PLAN_DIR/plan.json`` lists the networks (bases before the networks that load them);
 ``PLAN_DIR/<name>/`` holds each one's solver and receives its snapshots, ``logs/`` and ``DONE``.
@@ -14,7 +15,14 @@
   exists, else ``-weights`` from the plan.  A failed attempt (nonzero exit, a signal, or exit 0
   without the final snapshot) is retried up to ``--retries`` times, resuming from the newest
   snapshot; then the network is failed and the networks loading it are blocked.
-* Exit codes: 0 all finished or skipped, 1 some failed or blocked, 130 interrupted, 2 a bad plan.
+* BLAS mode: every trainer gets ``--blas MODE`` (default: exact on CPU, fast when the networks run
+  on GPUs; env ``REPLICATE_BLAS`` sets the default).  The mode goes into each network's ``DONE``,
+  its logs' first lines, ``sweep_status.json`` and the report.  A sweep refuses (exit 2) to mix
+  modes in one plan: a network finished, or part-trained, in another mode (by its ``DONE`` or its
+  logs' headers; unknown for logs from before modes were logged) stops it unless
+  ``--allow-mixed-blas``.
+* Exit codes: 0 all finished or skipped, 1 some failed or blocked, 130 interrupted, 2 a bad plan
+  or mixed BLAS modes.
 * Ctrl-C (or SIGTERM) sends one SIGINT to every trainer (Caffe's stop: it snapshots and exits),
   waits for them, and reports them interrupted; a second Ctrl-C kills them.  Trainers die with the
   process that started them (Linux PR_SET_PDEATHSIG, SIGKILL), so no orphan keeps writing into a
@@ -136,6 +144,34 @@ def is_finished(net_dir, net: dict) -> bool:
             and rec.get("fingerprint") == fingerprint(net_dir, net))
 
 
+def recorded_blas(net_dir, net: dict) -> List[str]:
+    """The BLAS modes a network's results or snapshots were made in: its ``DONE``'s ``blas`` when
+    finished, else its attempt logs' headers (``unknown`` where neither says); [] for a network
+    with no result and no snapshot."""
+    from .logparse import blas_modes
+    d = Path(net_dir)
+    if is_finished(d, net):
+        try:
+            mode = json.loads((d / DONE_FILE).read_text()).get("blas")
+        except (OSError, ValueError, AttributeError):
+            mode = None
+        return [mode] if mode else (blas_modes(_attempt_logs(d)) or ["unknown"])
+    if latest_snapshot(d, net["snapshot_prefix"], net["max_iter"]) is None:
+        return []
+    return blas_modes(_attempt_logs(d)) or ["unknown"]
+
+
+def mixed_blas(plan_dir, nets: List[dict], mode: str) -> List[str]:
+    """``name (modes)`` of every network of the plan already finished or part-trained in a mode other
+    than ``mode``."""
+    out = []
+    for net in nets:
+        modes = recorded_blas(Path(plan_dir) / net["name"], net)
+        if modes and modes != [mode]:
+            out.append(f"{net['name']} ({', '.join(modes)})")
+    return out
+
+
 def latest_snapshot(net_dir, prefix: str, max_iter: Optional[int] = None) -> Optional[Path]:
     """The newest ``<prefix>_iter_<N>.solverstate`` (N <= max_iter) whose caffemodel exists
     (temporary files of an interrupted atomic write do not match)."""
@@ -239,9 +275,9 @@ def _lock(net_dir: Path) -> Optional[int]:
 def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optional[str] = None,
                 env: Optional[Dict[str, str]] = None, stop: Optional[Callable[[], int]] = None,
                 say: Callable[[str], None] = print, python: Optional[str] = None,
-                threads: Optional[int] = None) -> dict:
+                threads: Optional[int] = None, blas: Optional[str] = None) -> dict:
     """Train one network to its final snapshot: up to ``max_attempts`` trainer runs, each resuming
-    from the newest snapshot.  ``threads``: the trainer's CPU threads (OMP_NUM_THREADS) unless the
+    from the newest snapshot, each with ``--blas blas`` when given.  ``threads``: the trainer's CPU threads (OMP_NUM_THREADS) unless the
     environment already sets OMP_NUM_THREADS.  ``stop()`` > 0 asks the trainer to stop (SIGINT), > 1 kills it; a
     KeyboardInterrupt (Ray's cancel) acts as ``stop() == 1``.  Returns a JSON-able record whose
     ``status`` is finished, skipped, failed or interrupted."""
@@ -250,7 +286,7 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
     python = python or sys.executable
     t0 = time.time()
     rec = {"name": name, "status": "failed", "attempts": 0, "wall_s": 0.0, "reason": "",
-           "host": socket.gethostname(), "gpu": gpu, "logs": [], "rcs": [], "started": _now()}
+           "host": socket.gethostname(), "gpu": gpu, "blas": blas, "logs": [], "rcs": [], "started": _now()}
 
     def done(status, reason=""):
         rec.update(status=status, reason=reason, wall_s=round(time.time() - t0, 3), ended=_now())
@@ -299,6 +335,8 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
             args = ["-solver", net["solver"], "--log", os.path.relpath(log, net_dir), *args]
             if gpu is not None:
                 args += ["-gpu", str(gpu)]
+            if blas:
+                args += ["--blas", blas]
             attempt_env = dict(child_env)
             if fault and fault.rsplit(":", 2)[0] == name and k == 1:
                 attempt_env[FAULT_ENV] = fault
@@ -340,7 +378,8 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
                     "fingerprint": fingerprint(net_dir, net),
                     "attempts": len(logs), "attempts_this_sweep": rec["attempts"],
                     "started": rec["started"], "ended": rec["ended"], "wall_s": rec["wall_s"],
-                    "host": rec["host"], "gpu": gpu, "logs": [str(p.relative_to(net_dir)) for p in logs]})
+                    "host": rec["host"], "gpu": gpu, "blas": blas,
+                    "logs": [str(p.relative_to(net_dir)) for p in logs]})
                 return rec
             state = latest_snapshot(net_dir, net["snapshot_prefix"], net["max_iter"])
             at = f"newest snapshot: iteration {_iteration(state)}" if state else "no snapshot"
@@ -377,6 +416,8 @@ class _LocalEngine:
         self.gpus: Optional[List[str]] = [str(i) for i in range(ngpu)] if ngpu else None
         self.slots = min(workers or ngpu or 1, ngpu) if ngpu else (workers or 1)
         self.plan_dir, self.env, self.say = plan_dir, env, say
+        self.blas: Optional[str] = None
+        self.has_gpus = bool(ngpu)
         self.level = 0
         self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="sweep")
         self.running: dict = {}
@@ -392,7 +433,7 @@ class _LocalEngine:
     def submit(self, net: dict, max_attempts: int) -> str:
         gpu = self.gpus.pop(0) if self.gpus is not None else None
         fut = self.pool.submit(run_network, self.plan_dir, net, max_attempts=max_attempts, gpu=gpu, env=self.env,
-                               stop=lambda: self.level, say=self.say, threads=self.threads)
+                               stop=lambda: self.level, say=self.say, threads=self.threads, blas=self.blas)
         self.running[fut] = (net["name"], gpu)
         return f"GPU {gpu}" if gpu is not None else "CPU"
 
@@ -438,6 +479,7 @@ class _RayEngine:
         self.limit = workers or 10 ** 6  # on a cluster Ray queues what does not fit
         self.plan_dir, self.env = str(Path(plan_dir).resolve()), env
         self.threads = threads or cpus_per_network
+        self.blas: Optional[str] = None
         self.running: dict = {}
         self.where = (f"Ray ({int(res.get('CPU', 0))} CPUs, {int(res.get('GPU', 0))} GPUs"
                       f"{', local' if self.started and not address else ''}), {cpus_per_network} CPU(s) "
@@ -447,7 +489,7 @@ class _RayEngine:
         return self.limit - len(self.running)
 
     def submit(self, net: dict, max_attempts: int) -> str:
-        ref = self.task.remote(self.plan_dir, net, max_attempts, self.env, self.threads)
+        ref = self.task.remote(self.plan_dir, net, max_attempts, self.env, self.threads, self.blas)
         self.running[ref] = net["name"]
         return "Ray task" + (" (1 GPU)" if self.has_gpus else "")
 
@@ -472,12 +514,13 @@ class _RayEngine:
             self.ray.shutdown()
 
 
-def _ray_network(plan_dir: str, net: dict, max_attempts: int, env: dict, threads: Optional[int] = None) -> dict:
+def _ray_network(plan_dir: str, net: dict, max_attempts: int, env: dict, threads: Optional[int] = None,
+                 blas: Optional[str] = None) -> dict:
     """The Ray task: :func:`run_network` on the GPU Ray assigned (if any)."""
     import ray
     gpu = "0" if ray.get_gpu_ids() else None
     return run_network(plan_dir, net, max_attempts=max_attempts, gpu=gpu, env=env,
-                       say=lambda m: print(m, flush=True), threads=threads)
+                       say=lambda m: print(m, flush=True), threads=threads, blas=blas)
 
 
 # -- the sweep -------------------------------------------------------------------------------------
@@ -543,8 +586,9 @@ def _summary(records: Dict[str, dict], order: List[str]) -> str:
 
 def sweep(plan_dir, *, engine: str = "local", workers: Optional[int] = None, address: Optional[str] = None,
           retries: int = 2, nets: Optional[str] = None, threads: Optional[int] = None,
-          cpus_per_network: int = 1) -> int:
-    """Run the plan (see the module's doc); returns the exit code."""
+          cpus_per_network: int = 1, blas: Optional[str] = None, allow_mixed_blas: bool = False) -> int:
+    """Run the plan (see the module's doc); returns the exit code.  ``blas``: the trainers' BLAS
+    mode (default: env REPLICATE_BLAS, else exact on CPU and fast on GPUs)."""
     plan_dir = Path(plan_dir)
     plan = load_plan(plan_dir)
     by_name = {n["name"]: n for n in plan}
@@ -594,10 +638,46 @@ def sweep(plan_dir, *, engine: str = "local", workers: Optional[int] = None, add
     logs_before: Dict[str, int] = {}  # attempt logs before the latest submission
     first_log: Dict[str, int] = {}  # ... before the first one
     first_start: Dict[str, float] = {}
+    def refuse_mixed(mode: str) -> bool:
+        """Say why and return True when the plan holds networks trained in another mode."""
+        mixed = mixed_blas(plan_dir, plan, mode)
+        if mixed and not allow_mixed_blas:
+            more = f" and {len(mixed) - 10} more" if len(mixed) > 10 else ""
+            print(f"error: this sweep trains in BLAS mode {mode}, but {len(mixed)} network(s) of {plan_dir} were "
+                  f"trained in another: {', '.join(mixed[:10])}{more}. One plan's results come from one mode: "
+                  f"sweep with that mode (--blas), re-plan those networks with --force to train them again, or "
+                  f"pass --allow-mixed-blas to keep them (the report lists each network's mode).", file=sys.stderr)
+            return True
+        if mixed:
+            say(f"warning: --allow-mixed-blas: {len(mixed)} network(s) were trained in another mode than {mode}: "
+                f"{', '.join(mixed[:10])}{' ...' if len(mixed) > 10 else ''}")
+        return False
+
+    mode = blas or os.environ.get("REPLICATE_BLAS") or None
+    if mode is not None and mode not in ("exact", "fast"):
+        print(f"error: BLAS mode {mode!r} (REPLICATE_BLAS): use exact or fast", file=sys.stderr)
+        return 2
+    if mode is None and engine == "local":  # the local engine puts a network on each GPU there is
+        try:
+            import torch
+            mode = "fast" if torch.cuda.device_count() else "exact"
+        except Exception:  # noqa: BLE001 - no usable CUDA: CPU
+            mode = "exact"
+    if mode is not None and refuse_mixed(mode):
+        bar.close()
+        return 2
+    status["blas"] = mode
     save()
     eng = _LocalEngine(str(plan_dir), workers, env, say, threads) if engine == "local" else \
         _RayEngine(str(plan_dir), workers, address, env, cpus_per_network, threads)
-    say(f"sweep {plan_dir}: {len(order)} network(s), {eng.where}, retries {retries}")
+    if mode is None:  # Ray: the cluster says whether there are GPUs
+        mode = "fast" if eng.has_gpus else "exact"
+        if refuse_mixed(mode):
+            eng.close()
+            bar.close()
+            return 2
+    eng.blas = status["blas"] = mode
+    say(f"sweep {plan_dir}: {len(order)} network(s), {eng.where}, BLAS {mode}, retries {retries}")
     interrupted = 0
     old_term = signal.signal(signal.SIGTERM, signal.default_int_handler) \
         if threading.current_thread() is threading.main_thread() else None
@@ -689,6 +769,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "cores / workers each; ray: --cpus-per-network); an OMP_NUM_THREADS already set wins")
     ap.add_argument("--cpus-per-network", type=int, default=1,
                     help="ray: CPUs each network's task asks for (default 1)")
+    ap.add_argument("--blas", choices=("exact", "fast"), default=None,
+                    help="every trainer's BLAS mode (default: env REPLICATE_BLAS, else exact on CPU: Caffe's bits; "
+                         "fast when the networks run on GPUs, where no mode promises Caffe's CPU bits)")
+    ap.add_argument("--allow-mixed-blas", action="store_true",
+                    help="run even though some networks of the plan were trained in another BLAS mode")
     ap.add_argument("--dry-run", action="store_true", help="say what would run, run nothing")
     return ap
 
@@ -712,7 +797,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 return 0
         return sweep(args.plan_dir, engine=args.engine, workers=args.workers, address=args.address,
                      retries=args.retries, nets=args.nets, threads=args.threads,
-                     cpus_per_network=args.cpus_per_network)
+                     cpus_per_network=args.cpus_per_network, blas=args.blas,
+                     allow_mixed_blas=args.allow_mixed_blas)
     except PlanError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
