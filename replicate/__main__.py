@@ -49,6 +49,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     _flag(p, "data_workers", type=int, default=None, help="Data layer decoding workers")
     _flag(p, "level", type=int, default=0, help="the net state's level (Caffe's -level)")
     _flag(p, "stage", default="", help="comma-separated net state stages (Caffe's -stage)")
+    p.add_argument("--caffe", choices=("1.0", "2014"), default="1.0",
+                   help="whose semantics: Caffe 1.0 (default) or the paper's 2014 Caffe (BVLC 584abd3; "
+                        "replicate/caffe2014.py lists the differences)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +163,9 @@ def cmd_train(args) -> int:
     from .progress import Progress
     from .solver import Action, SGDSolver
     log, device = _setup(args)
+    if args.caffe == "2014":  # train_net.bin / finetune_net.bin
+        from .caffe2014 import cmd_train as train_2014
+        return train_2014(args, log, device)
     if args.snapshot and args.weights:
         raise SystemExit("Give a snapshot to resume training or weights to finetune but not both.")
     param = load_solver(args.solver, resolve_snapshot_prefix=True)
@@ -204,8 +210,12 @@ def cmd_train(args) -> int:
 def _load_net(args, phase, log, device):
     from prototxt_like import caffe_pb2
     from .net import Net
-    net = Net(args.model, getattr(caffe_pb2, phase), level=args.level, stages=args.stage.split(","),
-              rng=_rng(args.random_seed), device=device, data_workers=args.data_workers)
+    if getattr(args, "caffe", "1.0") == "2014":
+        from .caffe2014 import net_2014
+        net = net_2014(args.model, getattr(caffe_pb2, phase), args.random_seed, device)
+    else:
+        net = Net(args.model, getattr(caffe_pb2, phase), level=args.level, stages=args.stage.split(","),
+                  rng=_rng(args.random_seed), device=device, data_workers=args.data_workers)
     if args.weights:
         for w in args.weights.split(","):
             net.copy_trained_layers_from(w)

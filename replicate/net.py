@@ -155,7 +155,8 @@ class Net:
 
     def __init__(self, param, phase: Optional[int] = None, *, stages: Sequence[str] = (), level: Optional[int] = None,
                  rng: Optional[CaffeRNG] = None, device="cpu", data_workers: Optional[int] = None,
-                 state: Optional[caffe_pb2.NetState] = None):
+                 state: Optional[caffe_pb2.NetState] = None, layer_classes: Optional[Dict[str, type]] = None):
+        # layer_classes: per-type replacements of the registry's classes (replicate.caffe2014)
         if not isinstance(param, caffe_pb2.NetParameter):
             param = load_net(param)
         param_copy = caffe_pb2.NetParameter()
@@ -207,7 +208,7 @@ class Net:
                 # may add some to its copy (BatchNorm's lr_mult 0); AppendParam, and so the solver,
                 # reads the layer's copy afterwards
                 net_specs = [caffe_pb2.ParamSpec(lr_mult=s.lr_mult) for s in lp.param]
-                layer = layer_class(lp.type)(lp, self.ctx)
+                layer = ((layer_classes or {}).get(lp.type) or layer_class(lp.type))(lp, self.ctx)
                 need_backward = False
                 bnames, bneed = [], []
                 for j, b in enumerate(lp.bottom):
