@@ -7,8 +7,11 @@
 //               running Net::Update per blob right after its update value gives Caffe's bits.
 //   blas_axpy / blas_scal / blas_dot: caffe_axpy, caffe_scal, caffe_cpu_dot (Eltwise SUM, Split
 //               fan-in, gradient clipping, loss weights).
+#include <type_traits>
+
 #include "../blas.h"
 #include "../common.h"
+#include "solver_common.h"
 
 namespace replicate {
 namespace cpu {
@@ -17,32 +20,12 @@ namespace {
 void sgd_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, double local_rate, double momentum,
                 double local_decay, int64_t regularization, double diff_scale) {
   const char* op = "sgd_update";
-  check_inplace(op, "data", data, c10::DeviceType::CPU);
-  check_inplace_like(op, "diff", diff, data);
-  check_inplace_like(op, "history", history, data);
-  TORCH_CHECK(regularization == 0 || regularization == 1, op,
-              ": regularization must be 0 (L2) or 1 (L1), got ", regularization);
-  const int n = static_cast<int>(data.numel());
-  REPLICATE_DISPATCH(data.scalar_type(), op, [&] {
-    using T = scalar_t;
-    T* w = data.data_ptr<T>();
-    T* g = diff.data_ptr<T>();
-    T* h = history.data_ptr<T>();
-    const T scale = static_cast<T>(diff_scale);
-    if (scale != T(1)) blas::scal<T>(n, scale, g);
-    const T decay = static_cast<T>(local_decay);
-    if (decay != T(0)) {
-      if (regularization == 0) {
-        blas::axpy<T>(n, decay, w, g);
-      } else {
-        std::vector<T> sign(n);
-        for (int i = 0; i < n; ++i) sign[i] = T((T(0) < w[i]) - (w[i] < T(0)));
-        blas::axpy<T>(n, decay, sign.data(), g);
-      }
-    }
+  check_update_args(op, data, diff, {{"history", &history}}, regularization);
+  update_blob(op, data, diff, {&history}, local_decay, regularization, diff_scale, [&](int n, auto* g, auto** hs) {
+    using T = std::remove_pointer_t<decltype(g)>;
+    T* h = hs[0];
     blas::axpby<T>(n, static_cast<T>(local_rate), g, static_cast<T>(momentum), h);
     std::copy(h, h + n, g);
-    blas::axpy<T>(n, T(-1), g, w);
   });
 }
 

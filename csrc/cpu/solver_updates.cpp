@@ -1,17 +1,17 @@
 // The update steps of Caffe 1.0's other solvers (src/caffe/solvers/{nesterov,adagrad,rmsprop,adadelta,
-// adam}_solver.cpp), CPU, in place on one learnable blob, each in Caffe's order:
-//   SGDSolver::Normalize (scal 1/iter_size), Regularize (L2: axpy(decay, w, diff); L1: axpy(decay,
-//   sign(w), diff)), the solver's ComputeUpdateValue, then Blob::Update (axpy(-1, diff, w)).
+// adam}_solver.cpp), CPU, in place on one learnable blob, each in Caffe's order (update_blob,
+// solver_common.h): SGDSolver::Normalize, Regularize, the solver's ComputeUpdateValue (here), then
+// Blob::Update.
 // BLAS-level calls (caffe_cpu_axpby, caffe_cpu_scale, caffe_axpy, caffe_scal) go through the BLAS
 // seam; Caffe's elementwise vs* helpers (caffe_powx, caffe_add, caffe_mul, caffe_div,
 // caffe_add_scalar) are the plain loops of a non-MKL Caffe build.  caffe_powx calls libm's pow per
 // element with a run-time exponent: the exponent is read through a volatile so that the compiler
 // cannot fold pow(x, 2) into x * x or pow(x, 0.5) into sqrt (whose bits may differ).
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
-#include "../blas.h"
-#include "../common.h"
+#include "solver_common.h"
 
 namespace replicate {
 namespace cpu {
@@ -49,51 +49,20 @@ void add_scalar(int n, T alpha, T* y) {
   for (int i = 0; i < n; ++i) y[i] += alpha;
 }
 
-// SGDSolver::Normalize and Regularize on one blob.
-template <typename T>
-void normalize_regularize(int n, const T* w, T* g, double diff_scale, double local_decay, int64_t regularization) {
-  const T scale = static_cast<T>(diff_scale);
-  if (scale != T(1)) blas::scal<T>(n, scale, g);
-  const T decay = static_cast<T>(local_decay);
-  if (decay != T(0)) {
-    if (regularization == 0) {
-      blas::axpy<T>(n, decay, w, g);
-    } else {
-      std::vector<T> sign(n);
-      for (int i = 0; i < n; ++i) sign[i] = T((T(0) < w[i]) - (w[i] < T(0)));
-      blas::axpy<T>(n, decay, sign.data(), g);
-    }
-  }
-}
-
-void check_args(const char* op, const at::Tensor& data, const at::Tensor& diff,
-                std::initializer_list<std::pair<const char*, const at::Tensor*>> histories, int64_t regularization) {
-  check_inplace(op, "data", data, c10::DeviceType::CPU);
-  check_inplace_like(op, "diff", diff, data);
-  for (const auto& h : histories) check_inplace_like(op, h.first, *h.second, data);
-  TORCH_CHECK(regularization == 0 || regularization == 1, op,
-              ": regularization must be 0 (L2) or 1 (L1), got ", regularization);
-}
-
 // NesterovSolver::ComputeUpdateValue: u = h; h = rate * g + momentum * h; u = (1 + momentum) * h
 // - momentum * u; g = u.
 void nesterov_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, double local_rate, double momentum,
                      double local_decay, int64_t regularization, double diff_scale) {
   const char* op = "nesterov_update";
-  check_args(op, data, diff, {{"history", &history}}, regularization);
-  const int n = static_cast<int>(data.numel());
-  REPLICATE_DISPATCH(data.scalar_type(), op, [&] {
-    using T = scalar_t;
-    T* w = data.data_ptr<T>();
-    T* g = diff.data_ptr<T>();
-    T* h = history.data_ptr<T>();
-    normalize_regularize<T>(n, w, g, diff_scale, local_decay, regularization);
+  check_update_args(op, data, diff, {{"history", &history}}, regularization);
+  update_blob(op, data, diff, {&history}, local_decay, regularization, diff_scale, [&](int n, auto* g, auto** hs) {
+    using T = std::remove_pointer_t<decltype(g)>;
+    T* h = hs[0];
     const T mom = static_cast<T>(momentum);
     std::vector<T> u(h, h + n);
     blas::axpby<T>(n, static_cast<T>(local_rate), g, mom, h);
     blas::axpby<T>(n, T(1) + mom, h, -mom, u.data());
     std::copy(u.begin(), u.end(), g);
-    blas::axpy<T>(n, T(-1), g, w);
   });
 }
 
@@ -102,14 +71,10 @@ void nesterov_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, do
 void adagrad_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, double local_rate, double delta,
                     double local_decay, int64_t regularization, double diff_scale) {
   const char* op = "adagrad_update";
-  check_args(op, data, diff, {{"history", &history}}, regularization);
-  const int n = static_cast<int>(data.numel());
-  REPLICATE_DISPATCH(data.scalar_type(), op, [&] {
-    using T = scalar_t;
-    T* w = data.data_ptr<T>();
-    T* g = diff.data_ptr<T>();
-    T* h = history.data_ptr<T>();
-    normalize_regularize<T>(n, w, g, diff_scale, local_decay, regularization);
+  check_update_args(op, data, diff, {{"history", &history}}, regularization);
+  update_blob(op, data, diff, {&history}, local_decay, regularization, diff_scale, [&](int n, auto* g, auto** hs) {
+    using T = std::remove_pointer_t<decltype(g)>;
+    T* h = hs[0];
     std::vector<T> u(n);
     powx<T>(n, g, T(2), u.data());
     vadd<T>(n, u.data(), h, h);
@@ -117,7 +82,6 @@ void adagrad_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, dou
     add_scalar<T>(n, static_cast<T>(delta), u.data());
     vdiv<T>(n, g, u.data(), u.data());
     blas::axpby<T>(n, static_cast<T>(local_rate), u.data(), T(0), g);
-    blas::axpy<T>(n, T(-1), g, w);
   });
 }
 
@@ -126,14 +90,10 @@ void adagrad_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, dou
 void rmsprop_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, double local_rate, double rms_decay,
                     double delta, double local_decay, int64_t regularization, double diff_scale) {
   const char* op = "rmsprop_update";
-  check_args(op, data, diff, {{"history", &history}}, regularization);
-  const int n = static_cast<int>(data.numel());
-  REPLICATE_DISPATCH(data.scalar_type(), op, [&] {
-    using T = scalar_t;
-    T* w = data.data_ptr<T>();
-    T* g = diff.data_ptr<T>();
-    T* h = history.data_ptr<T>();
-    normalize_regularize<T>(n, w, g, diff_scale, local_decay, regularization);
+  check_update_args(op, data, diff, {{"history", &history}}, regularization);
+  update_blob(op, data, diff, {&history}, local_decay, regularization, diff_scale, [&](int n, auto* g, auto** hs) {
+    using T = std::remove_pointer_t<decltype(g)>;
+    T* h = hs[0];
     const T decay = static_cast<T>(rms_decay);
     std::vector<T> u(n);
     powx<T>(n, g, T(2), u.data());
@@ -142,7 +102,6 @@ void rmsprop_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, dou
     add_scalar<T>(n, static_cast<T>(delta), u.data());
     vdiv<T>(n, g, u.data(), u.data());
     blas::axpby<T>(n, static_cast<T>(local_rate), u.data(), T(0), g);
-    blas::axpy<T>(n, T(-1), g, w);
   });
 }
 
@@ -153,15 +112,12 @@ void adadelta_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, at
                      double local_rate, double momentum, double delta, double local_decay, int64_t regularization,
                      double diff_scale) {
   const char* op = "adadelta_update";
-  check_args(op, data, diff, {{"history", &history}, {"history2", &history2}}, regularization);
-  const int n = static_cast<int>(data.numel());
-  REPLICATE_DISPATCH(data.scalar_type(), op, [&] {
-    using T = scalar_t;
-    T* w = data.data_ptr<T>();
-    T* g = diff.data_ptr<T>();
-    T* h = history.data_ptr<T>();
-    T* h2 = history2.data_ptr<T>();
-    normalize_regularize<T>(n, w, g, diff_scale, local_decay, regularization);
+  check_update_args(op, data, diff, {{"history", &history}, {"history2", &history2}}, regularization);
+  update_blob(op, data, diff, {&history, &history2}, local_decay, regularization, diff_scale,
+              [&](int n, auto* g, auto** hs) {
+    using T = std::remove_pointer_t<decltype(g)>;
+    T* h = hs[0];
+    T* h2 = hs[1];
     const T mom = static_cast<T>(momentum);
     std::vector<T> u(n), t(n, static_cast<T>(delta));
     powx<T>(n, g, T(2), u.data());
@@ -174,7 +130,6 @@ void adadelta_update(at::Tensor& data, at::Tensor& diff, at::Tensor& history, at
     powx<T>(n, g, T(2), u.data());
     blas::axpby<T>(n, T(T(1) - mom), u.data(), mom, h2);
     blas::scale<T>(n, static_cast<T>(local_rate), g, g);
-    blas::axpy<T>(n, T(-1), g, w);
   });
 }
 
@@ -186,16 +141,12 @@ void adam_update(at::Tensor& data, at::Tensor& diff, at::Tensor& m, at::Tensor& 
                  double beta1, double beta2, double delta, int64_t t, double local_decay, int64_t regularization,
                  double diff_scale) {
   const char* op = "adam_update";
-  check_args(op, data, diff, {{"m", &m}, {"v", &v}}, regularization);
+  check_update_args(op, data, diff, {{"m", &m}, {"v", &v}}, regularization);
   TORCH_CHECK(t >= INT32_MIN && t <= INT32_MAX, op, ": t out of Caffe's int range");
-  const int n = static_cast<int>(data.numel());
-  REPLICATE_DISPATCH(data.scalar_type(), op, [&] {
-    using T = scalar_t;
-    T* w = data.data_ptr<T>();
-    T* g = diff.data_ptr<T>();
-    T* hm = m.data_ptr<T>();
-    T* hv = v.data_ptr<T>();
-    normalize_regularize<T>(n, w, g, diff_scale, local_decay, regularization);
+  update_blob(op, data, diff, {&m, &v}, local_decay, regularization, diff_scale, [&](int n, auto* g, auto** hs) {
+    using T = std::remove_pointer_t<decltype(g)>;
+    T* hm = hs[0];
+    T* hv = hs[1];
     const T b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2);
     const int ti = static_cast<int>(t);
     const T correction = std::sqrt(T(1) - std::pow(b2, ti)) / (T(1) - std::pow(b1, ti));
@@ -207,7 +158,6 @@ void adam_update(at::Tensor& data, at::Tensor& diff, at::Tensor& m, at::Tensor& 
     add_scalar<T>(n, static_cast<T>(delta), u.data());
     vdiv<T>(n, hm, u.data(), u.data());
     blas::scale<T>(n, T(static_cast<T>(local_rate) * correction), u.data(), g);
-    blas::axpy<T>(n, T(-1), g, w);
   });
 }
 

@@ -29,7 +29,9 @@ class Convolution(Layer):
         if self.num_output <= 0 or self.num_output % self.group:
             raise self.error(f"num_output {self.num_output} must be positive and divisible by group {self.group}")
 
-    def setup(self, bottoms):
+    def _check_bottoms(self, bottoms):
+        """Set-up's checks: N x C x H x W bottoms, all of one shape, C divisible by group.  Returns
+        bottom 0."""
         x = bottoms[0]
         if x.dim() != 4:
             raise self.error(f"bottom must be N x C x H x W, got shape {tuple(x.shape)}")
@@ -38,14 +40,29 @@ class Convolution(Layer):
                 raise self.error("all bottoms must have the same shape")
         if x.shape[1] % self.group:
             raise self.error(f"{x.shape[1]} input channels are not divisible by group {self.group}")
+        return x
+
+    def _make_weights(self, weight_shape) -> None:
+        """The weight (``weight_shape``, weight_filler) and, with bias_term, the bias (num_output,
+        bias_filler), filled in that order."""
         p = self.param.convolution_param
-        specs = [((self.num_output, x.shape[1] // self.group, *self.kernel), p.weight_filler, "weight")]
+        specs = [(weight_shape, p.weight_filler, "weight")]
         if p.bias_term:
             specs.append(((self.num_output,), p.bias_filler, "bias"))
         self.params = self.make_params(specs)
 
+    def setup(self, bottoms):
+        x = self._check_bottoms(bottoms)
+        self._make_weights((self.num_output, x.shape[1] // self.group, *self.kernel))
+
     def _bias(self):
         return self.params[1].data if len(self.params) > 1 else None
+
+    def _params_wanted(self):
+        """(weight, bias or None, whether the weight diff is wanted, whether the bias diff is)."""
+        w = self.params[0]
+        b = self.params[1] if len(self.params) > 1 else None
+        return w, b, self.param_propagate_down[0], b is not None and self.param_propagate_down[1]
 
     def forward(self, bottoms):
         w = self.params[0].data
@@ -53,10 +70,7 @@ class Convolution(Layer):
                 for x in bottoms]
 
     def backward(self, tops, top_diffs, propagate_down, bottoms):
-        w = self.params[0]
-        b = self.params[1] if len(self.params) > 1 else None
-        want_w = self.param_propagate_down[0]
-        want_b = b is not None and self.param_propagate_down[1]
+        w, b, want_w, want_b = self._params_wanted()
         out = []
         for i, x in enumerate(bottoms):  # Caffe: per top, bias diff then weight/bottom diffs
             if not (want_w or want_b or propagate_down[i]):

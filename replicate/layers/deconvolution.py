@@ -33,24 +33,13 @@ class Deconvolution(Convolution):
         return out
 
     def setup(self, bottoms):
-        x = bottoms[0]
-        if x.dim() != 4:
-            raise self.error(f"bottom must be N x C x H x W, got shape {tuple(x.shape)}")
-        for b in bottoms[1:]:
-            if b.shape != x.shape:
-                raise self.error("all bottoms must have the same shape")
-        if x.shape[1] % self.group:
-            raise self.error(f"{x.shape[1]} input channels are not divisible by group {self.group}")
+        x = self._check_bottoms(bottoms)
         oh, ow = self._top_size(x.shape[2], x.shape[3])
         if oh <= 0 or ow <= 0:
             raise self.error(f"output size {oh} x {ow} from a {x.shape[2]} x {x.shape[3]} bottom is not positive "
                              f"(kernel {self.kernel}, stride {self.stride}, pad {self.pad}, dilation {self.dilation})")
-        p = self.param.convolution_param
         # Caffe's weights for reverse_dimensions(): (conv_out_channels = C, conv_in_channels / group, kh, kw)
-        specs = [((x.shape[1], self.num_output // self.group, *self.kernel), p.weight_filler, "weight")]
-        if p.bias_term:
-            specs.append(((self.num_output,), p.bias_filler, "bias"))
-        self.params = self.make_params(specs)
+        self._make_weights((x.shape[1], self.num_output // self.group, *self.kernel))
 
     def forward(self, bottoms):
         w = self.params[0].data
@@ -68,10 +57,7 @@ class Deconvolution(Convolution):
         return tops
 
     def backward(self, tops, top_diffs, propagate_down, bottoms):
-        w = self.params[0]
-        b = self.params[1] if len(self.params) > 1 else None
-        want_w = self.param_propagate_down[0]
-        want_b = b is not None and self.param_propagate_down[1]
+        w, b, want_w, want_b = self._params_wanted()
         out = []
         for i, x in enumerate(bottoms):  # Caffe: per top, the bias diff, then weight and bottom diffs
             td = top_diffs[i]

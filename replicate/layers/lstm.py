@@ -13,8 +13,6 @@ Params: W_xc (4H x input), b_c (4H), [W_xc_static], W_hc (4H x H); gates in the 
 """
 from __future__ import annotations
 
-from prototxt_like import caffe_pb2
-
 from .recurrent import Recurrent
 
 
@@ -37,103 +35,15 @@ class LSTM(Recurrent):
         H = self.num_output
         if H <= 0:
             raise self.error("num_output must be positive")
-        rp = self.param.recurrent_param
+        tpl = self._unrolled_templates(H * 4)
+        cont_slice, x_slice = self._add_unrolled_inputs(net_param, tpl, ["c_0", "h_0"], "W_xc", "b_c")
 
-        hidden = caffe_pb2.LayerParameter()
-        hidden.type = "InnerProduct"
-        hidden.inner_product_param.num_output = H * 4
-        hidden.inner_product_param.bias_term = False
-        hidden.inner_product_param.axis = 2
-        hidden.inner_product_param.weight_filler.CopyFrom(rp.weight_filler)
-        biased = caffe_pb2.LayerParameter()
-        biased.CopyFrom(hidden)
-        biased.inner_product_param.bias_term = True
-        biased.inner_product_param.bias_filler.CopyFrom(rp.bias_filler)
-        sum_param = caffe_pb2.LayerParameter()
-        sum_param.type = "Eltwise"
-        sum_param.eltwise_param.operation = caffe_pb2.EltwiseParameter.SUM
-        scale_param = caffe_pb2.LayerParameter()
-        scale_param.type = "Scale"
-        scale_param.scale_param.axis = 0
-        slice_param = caffe_pb2.LayerParameter()
-        slice_param.type = "Slice"
-        slice_param.slice_param.axis = 0
-
-        shapes = self.recurrent_input_shapes()
-        inp = net_param.layer.add()
-        inp.type = "Input"
-        inp.top.append("c_0")
-        inp.input_param.shape.add().dim.extend(shapes[0])
-        inp.top.append("h_0")
-        inp.input_param.shape.add().dim.extend(shapes[1])
-
-        cont_slice = net_param.layer.add()
-        cont_slice.CopyFrom(slice_param)
-        cont_slice.name = "cont_slice"
-        cont_slice.bottom.append("cont")
-
-        xt = net_param.layer.add()
-        xt.CopyFrom(biased)
-        xt.name = "x_transform"
-        xt.param.add().name = "W_xc"
-        xt.param.add().name = "b_c"
-        xt.bottom.append("x")
-        xt.top.append("W_xc_x")
-        xt.propagate_down.append(True)
-
-        if self.static_input:
-            xs = net_param.layer.add()
-            xs.CopyFrom(hidden)
-            xs.inner_product_param.axis = 1
-            xs.name = "W_xc_x_static"
-            xs.param.add().name = "W_xc_static"
-            xs.bottom.append("x_static")
-            xs.top.append("W_xc_x_static_preshape")
-            xs.propagate_down.append(True)
-            rs = net_param.layer.add()
-            rs.type = "Reshape"
-            rs.reshape_param.shape.dim.extend([1, -1, xs.inner_product_param.num_output])
-            rs.name = "W_xc_x_static_reshape"
-            rs.bottom.append("W_xc_x_static_preshape")
-            rs.top.append("W_xc_x_static")
-
-        x_slice = net_param.layer.add()
-        x_slice.CopyFrom(slice_param)
-        x_slice.bottom.append("W_xc_x")
-        x_slice.name = "W_xc_x_slice"
-
-        concat = caffe_pb2.LayerParameter()
-        concat.name = "h_concat"
-        concat.type = "Concat"
-        concat.top.append("h")
-        concat.concat_param.axis = 0
+        concat = self._unrolled_concat("h")
 
         for t in range(1, self.T + 1):
             tm1s, ts = str(t - 1), str(t)
-            cont_slice.top.append("cont_" + ts)
-            x_slice.top.append("W_xc_x_" + ts)
-
-            l = net_param.layer.add()
-            l.CopyFrom(scale_param)
-            l.name = "h_conted_" + tm1s
-            l.bottom.extend(["h_" + tm1s, "cont_" + ts])
-            l.top.append("h_conted_" + tm1s)
-
-            l = net_param.layer.add()
-            l.CopyFrom(hidden)
-            l.name = "transform_" + ts
-            l.param.add().name = "W_hc"
-            l.bottom.append("h_conted_" + tm1s)
-            l.top.append("W_hc_h_" + tm1s)
-            l.inner_product_param.axis = 2
-
-            l = net_param.layer.add()
-            l.CopyFrom(sum_param)
-            l.name = "gate_input_" + ts
-            l.bottom.extend(["W_hc_h_" + tm1s, "W_xc_x_" + ts])
-            if self.static_input:
-                l.bottom.append("W_xc_x_static")
-            l.top.append("gate_input_" + ts)
+            self._add_unrolled_sum(net_param, tpl, t, cont_slice, x_slice, "W_xc", "W_hc",
+                                   "transform_" + ts, "gate_input_" + ts, "gate_input_" + ts)
 
             l = net_param.layer.add()
             l.type = "LSTMUnit"

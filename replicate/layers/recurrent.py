@@ -59,6 +59,123 @@ class Recurrent(Layer):
     def fill_unrolled_net(self, net_param: caffe_pb2.NetParameter) -> None:
         raise NotImplementedError
 
+    # --- the parts of FillUnrolledNet that LSTM and RNN write alike --------------------------
+    def _unrolled_templates(self, num_output: int):
+        """The LayerParameters FillUnrolledNet copies its layers from: ``hidden`` (InnerProduct
+        axis 2 with ``num_output`` outputs, no bias), ``biased`` (the same with the bias), ``sum``
+        (Eltwise SUM), ``scale`` (Scale axis 0) and ``slice`` (Slice axis 0)."""
+        rp = self.param.recurrent_param
+        hidden = caffe_pb2.LayerParameter()
+        hidden.type = "InnerProduct"
+        hidden.inner_product_param.num_output = num_output
+        hidden.inner_product_param.bias_term = False
+        hidden.inner_product_param.axis = 2
+        hidden.inner_product_param.weight_filler.CopyFrom(rp.weight_filler)
+        biased = caffe_pb2.LayerParameter()
+        biased.CopyFrom(hidden)
+        biased.inner_product_param.bias_term = True
+        biased.inner_product_param.bias_filler.CopyFrom(rp.bias_filler)
+        sum_param = caffe_pb2.LayerParameter()
+        sum_param.type = "Eltwise"
+        sum_param.eltwise_param.operation = caffe_pb2.EltwiseParameter.SUM
+        scale_param = caffe_pb2.LayerParameter()
+        scale_param.type = "Scale"
+        scale_param.scale_param.axis = 0
+        slice_param = caffe_pb2.LayerParameter()
+        slice_param.type = "Slice"
+        slice_param.slice_param.axis = 0
+        return {"hidden": hidden, "biased": biased, "sum": sum_param, "scale": scale_param,
+                "slice": slice_param}
+
+    def _add_unrolled_inputs(self, net_param, tpl, state_names, w_x: str, b: str):
+        """The layers before the timesteps: the Input of the initial states ``state_names``, the
+        ``cont`` Slice, ``x_transform`` (``w_x`` x + ``b``), [``w_x``_static x_static and its
+        Reshape] and the Slice of ``w_x``_x.  Returns the two Slices (their tops come per step)."""
+        inp = net_param.layer.add()
+        inp.type = "Input"
+        for name, shape in zip(state_names, self.recurrent_input_shapes()):
+            inp.top.append(name)
+            inp.input_param.shape.add().dim.extend(shape)
+
+        cont_slice = net_param.layer.add()
+        cont_slice.CopyFrom(tpl["slice"])
+        cont_slice.name = "cont_slice"
+        cont_slice.bottom.append("cont")
+
+        xt = net_param.layer.add()
+        xt.CopyFrom(tpl["biased"])
+        xt.name = "x_transform"
+        xt.param.add().name = w_x
+        xt.param.add().name = b
+        xt.bottom.append("x")
+        xt.top.append(f"{w_x}_x")
+        xt.propagate_down.append(True)
+
+        if self.static_input:
+            xs = net_param.layer.add()
+            xs.CopyFrom(tpl["hidden"])
+            xs.inner_product_param.axis = 1
+            xs.name = f"{w_x}_x_static"
+            xs.param.add().name = f"{w_x}_static"
+            xs.bottom.append("x_static")
+            xs.top.append(f"{w_x}_x_static_preshape")
+            xs.propagate_down.append(True)
+            rs = net_param.layer.add()
+            rs.type = "Reshape"
+            rs.reshape_param.shape.dim.extend([1, -1, xs.inner_product_param.num_output])
+            rs.name = f"{w_x}_x_static_reshape"
+            rs.bottom.append(f"{w_x}_x_static_preshape")
+            rs.top.append(f"{w_x}_x_static")
+
+        x_slice = net_param.layer.add()
+        x_slice.CopyFrom(tpl["slice"])
+        x_slice.name = f"{w_x}_x_slice"
+        x_slice.bottom.append(f"{w_x}_x")
+        return cont_slice, x_slice
+
+    @staticmethod
+    def _unrolled_concat(top: str) -> caffe_pb2.LayerParameter:
+        """The Concat (axis 0) ``<top>_concat`` of the per-step outputs into ``top``; the caller
+        appends its bottoms step by step and adds it to the net last."""
+        concat = caffe_pb2.LayerParameter()
+        concat.name = f"{top}_concat"
+        concat.type = "Concat"
+        concat.top.append(top)
+        concat.concat_param.axis = 0
+        return concat
+
+    def _add_unrolled_sum(self, net_param, tpl, t: int, cont_slice, x_slice, w_x: str, w_h: str,
+                          transform_name: str, sum_name: str, sum_top: str) -> None:
+        """Timestep ``t``'s first layers: the Slices' tops cont_t and ``w_x``_x_t, h_conted_{t-1}
+        = cont_t * h_{t-1} (Scale), ``w_h``_h_{t-1} = ``w_h`` h_conted_{t-1} (InnerProduct
+        ``transform_name``) and ``sum_top`` = ``w_h``_h_{t-1} + ``w_x``_x_t [+ ``w_x``_x_static]
+        (Eltwise ``sum_name``)."""
+        tm1s, ts = str(t - 1), str(t)
+        cont_slice.top.append("cont_" + ts)
+        x_slice.top.append(f"{w_x}_x_" + ts)
+
+        l = net_param.layer.add()
+        l.CopyFrom(tpl["scale"])
+        l.name = "h_conted_" + tm1s
+        l.bottom.extend(["h_" + tm1s, "cont_" + ts])
+        l.top.append("h_conted_" + tm1s)
+
+        l = net_param.layer.add()
+        l.CopyFrom(tpl["hidden"])
+        l.name = transform_name
+        l.param.add().name = w_h
+        l.bottom.append("h_conted_" + tm1s)
+        l.top.append(f"{w_h}_h_" + tm1s)
+        l.inner_product_param.axis = 2
+
+        l = net_param.layer.add()
+        l.CopyFrom(tpl["sum"])
+        l.name = sum_name
+        l.bottom.extend([f"{w_h}_h_" + tm1s, f"{w_x}_x_" + ts])
+        if self.static_input:
+            l.bottom.append(f"{w_x}_x_static")
+        l.top.append(sum_top)
+
     # --------------------------------------------------------------------------------------
     def __init__(self, param, ctx):
         super().__init__(param, ctx)

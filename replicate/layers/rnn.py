@@ -37,102 +37,17 @@ class RNN(Recurrent):
         H = self.num_output
         if H <= 0:
             raise self.error("num_output must be positive")
-        rp = self.param.recurrent_param
-
-        hidden = caffe_pb2.LayerParameter()
-        hidden.type = "InnerProduct"
-        hidden.inner_product_param.num_output = H
-        hidden.inner_product_param.bias_term = False
-        hidden.inner_product_param.axis = 2
-        hidden.inner_product_param.weight_filler.CopyFrom(rp.weight_filler)
-        biased = caffe_pb2.LayerParameter()
-        biased.CopyFrom(hidden)
-        biased.inner_product_param.bias_term = True
-        biased.inner_product_param.bias_filler.CopyFrom(rp.bias_filler)
-        sum_param = caffe_pb2.LayerParameter()
-        sum_param.type = "Eltwise"
-        sum_param.eltwise_param.operation = caffe_pb2.EltwiseParameter.SUM
+        tpl = self._unrolled_templates(H)
         tanh_param = caffe_pb2.LayerParameter()
         tanh_param.type = "TanH"
-        scale_param = caffe_pb2.LayerParameter()
-        scale_param.type = "Scale"
-        scale_param.scale_param.axis = 0
-        slice_param = caffe_pb2.LayerParameter()
-        slice_param.type = "Slice"
-        slice_param.slice_param.axis = 0
+        cont_slice, x_slice = self._add_unrolled_inputs(net_param, tpl, ["h_0"], "W_xh", "b_h")
 
-        inp = net_param.layer.add()
-        inp.type = "Input"
-        inp.top.append("h_0")
-        inp.input_param.shape.add().dim.extend(self.recurrent_input_shapes()[0])
-
-        cont_slice = net_param.layer.add()
-        cont_slice.CopyFrom(slice_param)
-        cont_slice.name = "cont_slice"
-        cont_slice.bottom.append("cont")
-
-        xt = net_param.layer.add()
-        xt.CopyFrom(biased)
-        xt.name = "x_transform"
-        xt.param.add().name = "W_xh"
-        xt.param.add().name = "b_h"
-        xt.bottom.append("x")
-        xt.top.append("W_xh_x")
-        xt.propagate_down.append(True)
-
-        if self.static_input:
-            xs = net_param.layer.add()
-            xs.CopyFrom(hidden)
-            xs.inner_product_param.axis = 1
-            xs.name = "W_xh_x_static"
-            xs.param.add().name = "W_xh_static"
-            xs.bottom.append("x_static")
-            xs.top.append("W_xh_x_static_preshape")
-            xs.propagate_down.append(True)
-            rs = net_param.layer.add()
-            rs.type = "Reshape"
-            rs.reshape_param.shape.dim.extend([1, -1, xs.inner_product_param.num_output])
-            rs.name = "W_xh_x_static_reshape"
-            rs.bottom.append("W_xh_x_static_preshape")
-            rs.top.append("W_xh_x_static")
-
-        x_slice = net_param.layer.add()
-        x_slice.CopyFrom(slice_param)
-        x_slice.name = "W_xh_x_slice"
-        x_slice.bottom.append("W_xh_x")
-
-        concat = caffe_pb2.LayerParameter()
-        concat.name = "o_concat"
-        concat.type = "Concat"
-        concat.top.append("o")
-        concat.concat_param.axis = 0
+        concat = self._unrolled_concat("o")
 
         for t in range(1, self.T + 1):
             tm1s, ts = str(t - 1), str(t)
-            cont_slice.top.append("cont_" + ts)
-            x_slice.top.append("W_xh_x_" + ts)
-
-            l = net_param.layer.add()
-            l.CopyFrom(scale_param)
-            l.name = "h_conted_" + tm1s
-            l.bottom.extend(["h_" + tm1s, "cont_" + ts])
-            l.top.append("h_conted_" + tm1s)
-
-            l = net_param.layer.add()
-            l.CopyFrom(hidden)
-            l.name = "W_hh_h_" + tm1s
-            l.param.add().name = "W_hh"
-            l.bottom.append("h_conted_" + tm1s)
-            l.top.append("W_hh_h_" + tm1s)
-            l.inner_product_param.axis = 2
-
-            l = net_param.layer.add()
-            l.CopyFrom(sum_param)
-            l.name = "h_input_sum_" + ts
-            l.bottom.extend(["W_hh_h_" + tm1s, "W_xh_x_" + ts])
-            if self.static_input:
-                l.bottom.append("W_xh_x_static")
-            l.top.append("h_neuron_input_" + ts)
+            self._add_unrolled_sum(net_param, tpl, t, cont_slice, x_slice, "W_xh", "W_hh",
+                                   "W_hh_h_" + tm1s, "h_input_sum_" + ts, "h_neuron_input_" + ts)
 
             l = net_param.layer.add()
             l.CopyFrom(tanh_param)
@@ -141,7 +56,7 @@ class RNN(Recurrent):
             l.top.append("h_" + ts)
 
             l = net_param.layer.add()
-            l.CopyFrom(biased)
+            l.CopyFrom(tpl["biased"])
             l.name = "W_ho_h_" + ts
             l.param.add().name = "W_ho"
             l.param.add().name = "b_o"

@@ -3,7 +3,6 @@ mode: every blob Caffe's net holds after forward (Split blobs included), and aft
 blob diff and parameter diff, from the loss or from the recorded top diffs."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from replicate.__main__ import run_blobs
 from replicate.net import Net
 from replicate.rng import CaffeRNG
 from tests._shared import REPO, require
-from tests.ops.golden import assert_bits, assert_close, exact_blas_ready
+from tests.ops.golden import assert_bits, assert_golden_bits, assert_golden_close, exact_blas_ready, run_golden
 
 CASES = ["caffenet_head_train_dropout", "caffenet_narrow", "conv1_like", "conv_group2", "innerproduct",
          "lrn_across", "lrn_across_k2", "lrn_within", "pool_ave_pad", "pool_max_ceil", "pool_max_ties", "relu",
@@ -25,18 +24,7 @@ CASES = ["caffenet_head_train_dropout", "caffenet_narrow", "conv1_like", "conv_g
 
 
 def _run(case: str):
-    path = require("golden", "layers", case)
-    meta = json.loads((path / "case.json").read_text())
-    phase = caffe_pb2.TRAIN if meta["phase"] == "TRAIN" else caffe_pb2.TEST
-    net = Net(str(path / "net.prototxt"), phase, rng=CaffeRNG(0))
-    if (path / "weights.caffemodel").exists():
-        net.copy_trained_layers_from(str(path / "weights.caffemodel"))
-    backward = dict(np.load(path / "backward.npz")) if (path / "backward.npz").exists() else {}
-    has_loss = any(net._top_loss(i, t) for i, tops in enumerate(net.tops) for t in tops)
-    top_diff = None if has_loss else {k: v for k, v in backward.items() if k.startswith("top_diff/")}
-    out = run_blobs(net, dict(np.load(path / "inputs.npz")), backward=bool(backward), top_diff=top_diff,
-                    iterations=1, seed=meta["seed"] if phase == caffe_pb2.TRAIN else None)
-    return out, dict(np.load(path / "forward.npz")), backward
+    return run_golden(require("golden", "layers", case))
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -44,20 +32,14 @@ def test_blobs_exact(case):
     exact_blas_ready()
     with R.blas_mode("exact"):
         out, forward, backward = _run(case)
-    for k, v in forward.items():
-        assert_bits(out[k], v, f"{case} blob {k}")
-    for k, v in backward.items():
-        if not k.startswith("top_diff/"):
-            assert_bits(out[k], v, f"{case} {k}")
-    assert set(forward) == {k for k in out if "/" not in k}, "the net holds other blobs than Caffe's"
+    assert_golden_bits(case, out, forward, backward)
 
 
 @pytest.mark.parametrize("case", ["caffenet_narrow", "softmax_loss_accuracy", "lrn_across"])
 def test_blobs_fast_close(case):
     with R.blas_mode("fast"):
         out, forward, backward = _run(case)
-    for k, v in {**forward, **{k: v for k, v in backward.items() if not k.startswith("top_diff/")}}.items():
-        assert_close(out[k], v, f"{case} {k}", rel=2e-5)
+    assert_golden_close(case, out, forward, backward)
 
 
 def test_dropout_masks_need_the_seed():

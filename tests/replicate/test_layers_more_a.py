@@ -4,21 +4,17 @@ HingeLoss, SigmoidCrossEntropyLoss, MultinomialLogisticLoss, ContrastiveLoss, In
 Parameter: every blob after forward, and after backward every blob diff and parameter diff."""
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
 import torch
 
 from prototxt_like import caffe_pb2
 from prototxt_like.codec import parse_text
 from replicate import ops as R
-from replicate.__main__ import run_blobs
 from replicate.layers import LayerError
 from replicate.net import Net, NetError
 from replicate.rng import CaffeRNG
 from tests._shared import require
-from tests.ops.golden import assert_bits, assert_close, exact_blas_ready
+from tests.ops.golden import assert_golden_bits, assert_golden_close, exact_blas_ready, golden_net, run_golden
 
 CASES = ["absval", "bnll", "elu", "exp", "log", "power", "prelu", "sigmoid", "tanh", "threshold", "clip", "swish",
          "euclidean_loss", "hinge_loss", "sigmoid_cross_entropy_loss", "multinomial_logistic_loss",
@@ -28,28 +24,8 @@ BLAS_CASES = ["exp", "log", "power", "swish", "euclidean_loss", "hinge_loss", "s
               "contrastive_loss", "infogain_loss"]
 
 
-def _net(path, text=None):
-    meta = json.loads((path / "case.json").read_text())
-    phase = caffe_pb2.TRAIN if meta["phase"] == "TRAIN" else caffe_pb2.TEST
-    if text is not None:
-        param = parse_text(text, caffe_pb2.NetParameter)
-    else:
-        param = str(path / "net.prototxt")
-    net = Net(param, phase, rng=CaffeRNG(0))
-    if (path / "weights.caffemodel").exists():
-        net.copy_trained_layers_from(str(path / "weights.caffemodel"))
-    return net
-
-
 def _run(case: str):
-    path = require("golden", "layers_more", case)
-    net = _net(path)
-    backward = dict(np.load(path / "backward.npz")) if (path / "backward.npz").exists() else {}
-    has_loss = any(net._top_loss(i, t) for i, tops in enumerate(net.tops) for t in tops)
-    top_diff = None if has_loss else {k: v for k, v in backward.items() if k.startswith("top_diff/")}
-    out = run_blobs(net, dict(np.load(path / "inputs.npz")), backward=bool(backward), top_diff=top_diff,
-                    iterations=1, seed=None)
-    return out, dict(np.load(path / "forward.npz")), backward
+    return run_golden(require("golden", "layers_more", case))
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -57,12 +33,7 @@ def test_layers_more_a_exact(case):
     exact_blas_ready()
     with R.blas_mode("exact"):
         out, forward, backward = _run(case)
-    for k, v in forward.items():
-        assert_bits(out[k], v, f"{case} blob {k}")
-    for k, v in backward.items():
-        if not k.startswith("top_diff/"):
-            assert_bits(out[k], v, f"{case} {k}")
-    assert set(forward) == {k for k in out if "/" not in k}, "the net holds other blobs than Caffe's"
+    assert_golden_bits(case, out, forward, backward)
     if backward:
         assert {k for k in out if k.startswith("param_diff/")} == {k for k in backward if k.startswith("param_diff/")}
 
@@ -71,8 +42,7 @@ def test_layers_more_a_exact(case):
 def test_layers_more_a_fast_close(case):
     with R.blas_mode("fast"):
         out, forward, backward = _run(case)
-    for k, v in {**forward, **{k: v for k, v in backward.items() if not k.startswith("top_diff/")}}.items():
-        assert_close(out[k], v, f"{case} {k}", rel=2e-5)
+    assert_golden_close(case, out, forward, backward)
 
 
 # ---- behaviours the golden cases do not reach --------------------------------------------------
@@ -133,7 +103,7 @@ def test_infogain_refuses_a_diff_for_H():
     """force_backward asks InfogainLoss for a diff of H (bottom 2): Caffe aborts, so do we."""
     path = require("golden", "layers_more", "infogain_loss")
     text = "force_backward: true\n" + (path / "net.prototxt").read_text()
-    net = _net(path, text)
+    net = golden_net(path, text)
     net.blobs["label"].data = torch.tensor([1.0, 4.0, 0.0, 1.0])
     net.blobs["H"].data = torch.eye(5)
     net.forward()

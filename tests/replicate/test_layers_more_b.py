@@ -3,21 +3,18 @@
 parameter diff, bit for bit in exact mode (``run_blobs`` as ``python -m replicate blobs``)."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from prototxt_like import caffe_pb2
 from replicate import ops as R
-from replicate.__main__ import run_blobs
 from replicate.layers import LayerError, layer_class
 from replicate.layers.base import Context
 from replicate.net import Net, NetError
 from replicate.rng import CaffeRNG
 from tests._shared import require
-from tests.ops.golden import assert_bits, assert_close, exact_blas_ready
+from tests.ops.golden import assert_bits, assert_golden_close, exact_blas_ready, golden_net, run_golden
 
 NEW = ["crop", "slice", "silence", "tile", "reshape", "parameter", "reduction", "argmax", "im2col",
        "batchnorm_global", "batchnorm_batchstats", "bias", "scale", "mvn", "spp", "embed", "batch_reindex",
@@ -28,24 +25,10 @@ BLAS = ["reduction", "batchnorm_batchstats", "bias", "scale", "mvn", "embed", "b
         "conv_rect", "innerproduct_transpose_axis2", "softmax", "softmax_loss_axis2"]
 
 
-def _net(case: str):
-    path = require("golden", "layers_more", case)
-    meta = json.loads((path / "case.json").read_text())
-    phase = caffe_pb2.TRAIN if meta.get("phase") == "TRAIN" else caffe_pb2.TEST
-    net = Net(str(path / "net.prototxt"), phase, rng=CaffeRNG(0))
-    if (path / "weights.caffemodel").exists():
-        net.copy_trained_layers_from(str(path / "weights.caffemodel"))
-    return path, meta, phase, net
-
-
 def _run(case: str):
-    path, meta, phase, net = _net(case)
-    backward = dict(np.load(path / "backward.npz")) if (path / "backward.npz").exists() else {}
-    has_loss = any(net._top_loss(i, t) for i, tops in enumerate(net.tops) for t in tops)
-    top_diff = None if has_loss else {k: v for k, v in backward.items() if k.startswith("top_diff/")}
-    out = run_blobs(net, dict(np.load(path / "inputs.npz")), backward=bool(backward), top_diff=top_diff,
-                    iterations=1, seed=meta["seed"] if phase == caffe_pb2.TRAIN else None)
-    return out, dict(np.load(path / "forward.npz")), backward, net, path
+    path = require("golden", "layers_more", case)
+    net = golden_net(path)
+    return (*run_golden(path, net), net, path)
 
 
 def _check(case, out, forward, backward):
@@ -82,8 +65,7 @@ def test_batchnorm_batchstats_updates_blobs_in_forward():
 def test_layers_more_fast_close(case):
     with R.blas_mode("fast"):
         out, forward, backward, net, path = _run(case)
-    for k, v in {**forward, **{k: v for k, v in backward.items() if not k.startswith("top_diff/")}}.items():
-        assert_close(out[k], v, f"{case} {k}", rel=2e-5)
+    assert_golden_close(case, out, forward, backward)
 
 
 # ---- behaviour without golden cases -------------------------------------------------------
@@ -179,7 +161,7 @@ def test_cpu_only_layers_name_themselves_on_other_devices():
 
 
 def test_filter_set_up_shape_is_unfiltered():
-    path, meta, phase, net = _net("filter")
+    net = golden_net(require("golden", "layers_more", "filter"))
     assert net._meta_shapes["fp"] == (4, 3)
 
 

@@ -4,9 +4,6 @@ forward, and after backward every blob diff and parameter diff.  Then what the g
 reach: static input, expose_hidden, the state carried between passes, the fillers' draw order."""
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
 import torch
 
@@ -17,9 +14,8 @@ from replicate.fillers import fill
 from replicate.layers import LayerError
 from replicate.net import Net, NetError
 from replicate.rng import CaffeRNG
-from replicate.__main__ import run_blobs
 from tests._shared import require
-from tests.ops.golden import assert_bits, assert_close, exact_blas_ready
+from tests.ops.golden import assert_bits, assert_golden_bits, assert_golden_close, exact_blas_ready, run_golden
 
 CASES = ["lstm_unit", "lstm", "rnn"]
 BLAS_CASES = ["lstm", "rnn"]  # the unrolled nets' InnerProduct GEMMs and Eltwise axpys
@@ -27,17 +23,7 @@ BLAS_CASES = ["lstm", "rnn"]  # the unrolled nets' InnerProduct GEMMs and Eltwis
 
 def _run(case: str):
     """The case's net (its weights loaded), its inputs and top diffs through ``run_blobs``."""
-    path = require("golden", "layers_more", case)
-    meta = json.loads((path / "case.json").read_text())
-    phase = caffe_pb2.TRAIN if meta["phase"] == "TRAIN" else caffe_pb2.TEST
-    net = Net(str(path / "net.prototxt"), phase, rng=CaffeRNG(0))
-    if (path / "weights.caffemodel").exists():
-        net.copy_trained_layers_from(str(path / "weights.caffemodel"))
-    backward = dict(np.load(path / "backward.npz"))
-    top_diff = {k: v for k, v in backward.items() if k.startswith("top_diff/")}
-    out = run_blobs(net, dict(np.load(path / "inputs.npz")), backward=True, top_diff=top_diff, iterations=1,
-                    seed=None)
-    return out, dict(np.load(path / "forward.npz")), backward
+    return run_golden(require("golden", "layers_more", case))
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -45,13 +31,7 @@ def test_layers_more_c_exact(case):
     exact_blas_ready()
     with R.blas_mode("exact"):
         out, forward, backward = _run(case)
-    for k, v in forward.items():
-        assert_bits(out[k], v, f"{case} blob {k}")
-    for k, v in backward.items():
-        if not k.startswith("top_diff/"):
-            assert_bits(out[k], v, f"{case} {k}")
-    # the unrolled net's internal blobs are not net blobs
-    assert set(forward) == {k for k in out if "/" not in k}, "the net holds other blobs than Caffe's"
+    assert_golden_bits(case, out, forward, backward)  # the unrolled net's internal blobs are not net blobs
     assert {k for k in out if k.startswith("param_diff/")} == {k for k in backward if k.startswith("param_diff/")}
 
 
@@ -59,8 +39,7 @@ def test_layers_more_c_exact(case):
 def test_layers_more_c_fast_close(case):
     with R.blas_mode("fast"):
         out, forward, backward = _run(case)
-    for k, v in {**forward, **{k: v for k, v in backward.items() if not k.startswith("top_diff/")}}.items():
-        assert_close(out[k], v, f"{case} {k}", rel=2e-5)
+    assert_golden_close(case, out, forward, backward)
 
 
 # ---- helpers ------------------------------------------------------------------------------------

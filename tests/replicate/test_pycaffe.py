@@ -16,7 +16,7 @@ from replicate import caffe
 from replicate import ops as R
 from replicate import pycaffe
 from tests._shared import require
-from tests.ops.golden import assert_bits, exact_blas_ready
+from tests.ops.golden import LAYERS_MORE_CASES, assert_bits, exact_blas_ready
 
 CASES = ["caffenet_head_train_dropout", "caffenet_narrow", "conv1_like", "conv_group2", "innerproduct",
          "lrn_across", "lrn_across_k2", "lrn_within", "pool_ave_pad", "pool_max_ceil", "pool_max_ties", "relu",
@@ -349,16 +349,7 @@ def test_readme_example_top5():
     assert ours == theirs == [[5, 8, 3, 2, 0], [5, 8, 3, 2, 0]]
 
 
-MORE = ["absval", "argmax", "batch_reindex", "batchnorm_batchstats", "batchnorm_global", "bias", "bnll", "clip",
-        "concat", "contrastive_loss", "conv_dilation2", "conv_rect", "crop", "deconv_group2", "eltwise", "elu",
-        "embed", "euclidean_loss", "exp", "filter", "flatten", "hinge_loss", "im2col", "infogain_loss",
-        "innerproduct_transpose_axis2", "input", "log", "lstm", "lstm_unit", "multinomial_logistic_loss", "mvn",
-        "parameter", "power", "prelu", "reduction", "reshape", "rnn", "scale", "sigmoid",
-        "sigmoid_cross_entropy_loss", "silence", "slice", "softmax", "softmax_loss_axis2",
-        "softmax_loss_valid_ignore", "split", "spp", "swish", "tanh", "threshold", "tile"]
-
-
-@pytest.mark.parametrize("case", MORE)
+@pytest.mark.parametrize("case", LAYERS_MORE_CASES)
 def test_layers_more_case_through_pycaffe(case):
     """../shared/golden/layers_more as its generator drove pycaffe: forward(**inputs),
     clear_param_diffs, top diffs into the diff views, backward(); every recorded array bit for bit."""

@@ -19,26 +19,10 @@ import pytest
 import prototxt_like
 from replicate import ops as R
 from tests._shared import REPO, require
-from tests.ops.golden import assert_bits, exact_blas_ready
+from tests.ops.golden import assert_bits, exact_blas_ready, solver_messages as messages
 
 CASES = ["solver", "solver_frozen"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "1"}
-_TIMING = re.compile(r"\(([-0-9.e+naif]+) iter/s, [-0-9.e+]+s/(\d+) iters\)")
-
-
-def messages(log_text: str):
-    """The solver's messages (iteration, loss, lr, test outputs, snapshots), without glog heads
-    and with the wall-clock timing masked; Caffe's tool lines (caffe.cpp) are left out."""
-    out = []
-    for line in log_text.splitlines():
-        m = re.match(r"^[IWEF]\d+ [\d:.]+\s+\d+ ([\w.]+):\d+\] (.*)$", line)
-        if not m or m.group(1) not in ("solver.cpp", "sgd_solver.cpp"):
-            continue
-        msg = _TIMING.sub(r"(T iter/s, Ts/\2 iters)", m.group(2))
-        if msg.startswith(("Iteration", "    Test net output", "    Train net output", "Snapshotting",
-                           "Test loss", "Optimization", "SGDSolver: restoring")):
-            out.append(msg)
-    return out
 
 
 def workdir(tmp_path: Path, case: str, files=("net.prototxt", "solver.prototxt")) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -22,29 +21,13 @@ from prototxt_like import caffe_pb2
 from prototxt_like.io import load_solver
 from replicate import ops as R
 from tests._shared import REPO, require
-from tests.ops.golden import exact_blas_ready
+from tests.ops.golden import exact_blas_ready, solver_messages as messages
 
 CASES = {"nesterov": ("Nesterov", 1), "adagrad": ("AdaGrad", 1), "rmsprop": ("RMSProp", 1),
          "adadelta": ("AdaDelta", 2), "adam": ("Adam", 2)}
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "1"}
-_TIMING = re.compile(r"\(([-0-9.e+naif]+) iter/s, [-0-9.e+]+s/(\d+) iters\)")
 SNAPSHOTS = ("snap_iter_10.caffemodel", "snap_iter_10.solverstate", "snap_iter_20.caffemodel",
              "snap_iter_20.solverstate")
-
-
-def messages(log_text: str):
-    """The solver's messages (iteration, loss, lr, train/test outputs, snapshots, restore), without
-    glog heads and with the wall-clock timing masked."""
-    out = []
-    for line in log_text.splitlines():
-        m = re.match(r"^[IWEF]\d+ [\d:.]+\s+\d+ ([\w.]+):\d+\] (.*)$", line)
-        if not m or m.group(1) not in ("solver.cpp", "sgd_solver.cpp"):
-            continue
-        msg = _TIMING.sub(r"(T iter/s, Ts/\2 iters)", m.group(2))
-        if msg.startswith(("Iteration", "    Test net output", "    Train net output", "Snapshotting",
-                           "Test loss", "Optimization", "SGDSolver: restoring")):
-            out.append(msg)
-    return out
 
 
 def golden(case: str, bitlevel: bool = True) -> Path:

@@ -14,7 +14,7 @@ from replicate import caffe
 from replicate import ops as R
 from replicate.torch_module import TEST, TRAIN, CaffeModule
 from tests._shared import require
-from tests.ops.golden import assert_bits, assert_close, exact_blas_ready
+from tests.ops.golden import LAYERS_MORE_CASES, assert_bits, assert_close, exact_blas_ready
 
 # every case: forward bits; backward from the loss or from Caffe's recorded top diffs
 CASES = ["caffenet_narrow", "caffenet_head_train_dropout", "conv1_like", "conv_group2", "innerproduct",
@@ -149,16 +149,7 @@ layer { name: "ipb" type: "InnerProduct" bottom: "a" top: "b" param { name: "sha
     assert m.ip_a_[0].grad is not None and m.ip_a_[1].grad is None
 
 
-MORE = ["absval", "argmax", "batch_reindex", "batchnorm_batchstats", "batchnorm_global", "bias", "bnll", "clip",
-        "concat", "contrastive_loss", "conv_dilation2", "conv_rect", "crop", "deconv_group2", "eltwise", "elu",
-        "embed", "euclidean_loss", "exp", "filter", "flatten", "hinge_loss", "im2col", "infogain_loss",
-        "innerproduct_transpose_axis2", "input", "log", "lstm", "lstm_unit", "multinomial_logistic_loss", "mvn",
-        "parameter", "power", "prelu", "reduction", "reshape", "rnn", "scale", "sigmoid",
-        "sigmoid_cross_entropy_loss", "silence", "slice", "softmax", "softmax_loss_axis2",
-        "softmax_loss_valid_ignore", "split", "spp", "swish", "tanh", "threshold", "tile"]
-
-
-@pytest.mark.parametrize("case", MORE)
+@pytest.mark.parametrize("case", LAYERS_MORE_CASES)
 def test_layers_more_through_autograd(case):
     """Every layers_more case through CaffeModule: forward bits; autograd from Caffe's top diffs
     gives Caffe's parameter diffs and (where Caffe computed them: force_backward nets, non-zero
