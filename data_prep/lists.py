@@ -22,6 +22,8 @@ import os
 import re
 from pathlib import Path
 
+from replicate.fileio import atomic_write
+
 __all__ = ["IMAGE_EXTS", "class_wnids", "train_lines", "valid_lines", "write_lists"]
 
 IMAGE_EXTS = (".jpeg", ".jpg", ".png", ".bmp")
@@ -108,12 +110,12 @@ def write_lists(out, *, train_dir=None, synsets=None, ground_truth=None, devkit_
     if train_dir is not None:
         p = out / "whole_train" / "files.txt"
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(train_lines(train_dir, wnids).encode())
+        atomic_write(p, train_lines(train_dir, wnids).encode())
         written.append(p)
     if ground_truth is not None or val_dir is not None:
         p = out / "whole_valid" / "files.txt"
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(valid_lines(wnids, ground_truth=ground_truth, devkit_wnids=devkit_wnids,
-                                  val_dir=val_dir).encode())
+        atomic_write(p, valid_lines(wnids, ground_truth=ground_truth, devkit_wnids=devkit_wnids,
+                                    val_dir=val_dir).encode())
         written.append(p)
     return written

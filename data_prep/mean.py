@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from prototxt_like.blobs import numpy_to_blob
+from replicate.fileio import atomic_write
 from prototxt_like.codec import serialize
 
 __all__ = ["compute_mean", "mean_blob_bytes", "write_mean"]
@@ -50,8 +51,7 @@ def write_mean(db_path, out, backend: str = "lmdb", *, log=None) -> np.ndarray:
     log = log or (lambda m: print(m, file=sys.stderr))
     mean = compute_mean(db_path, backend, log=log)
     if out is not None:
-        with open(out, "wb") as f:
-            f.write(mean_blob_bytes(mean))
+        atomic_write(out, mean_blob_bytes(mean))
         log(f"Write to {out}")
     c = mean.shape[0]
     for i in range(c):

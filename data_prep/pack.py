@@ -51,6 +51,7 @@ from array import array
 import numpy as np
 
 from replicate.data.db import UNFINISHED_MARKER
+from replicate.fileio import atomic_write, atomic_writer
 from replicate.progress import Progress as _Progress
 
 from .records import Abort as _Abort, RecordMaker, Unreadable, atoi
@@ -402,10 +403,7 @@ def _digest(path) -> str | None:
 
 
 def _write_state(folder: str, state: dict) -> None:
-    tmp = os.path.join(folder, STATE_FILE + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(state, f, indent=1)
-    os.replace(tmp, os.path.join(folder, STATE_FILE))
+    atomic_write(os.path.join(folder, STATE_FILE), json.dumps(state, indent=1))
 
 
 def _read_state(folder: str) -> dict | None:
@@ -427,7 +425,7 @@ def _read_skipped(folder: str, done: int) -> list[tuple[int, str, str]]:
                 if len(parts) == 3 and int(parts[0]) < done:
                     out.append((int(parts[0]), parts[1].decode("utf-8", "surrogateescape"),
                                 parts[2].decode("utf-8", "surrogateescape")))
-    with open(path, "wb") as f:
+    with atomic_writer(path, "wb") as f:
         for i, name, why in out:
             f.write(b"%d\t%s\t%s\n" % (i, name.encode("utf-8", "surrogateescape"),
                                          why.encode("utf-8", "surrogateescape")))
@@ -528,7 +526,7 @@ def pack(root, list_file, out, *, backend: str = "lmdb", resize_height: int = 0,
                  "skipped": 0, "data_size": None, "complete": False}
         _write_state(partial, state)
         skipped = []
-        open(os.path.join(partial, SKIPPED_LOG), "wb").close()
+        atomic_write(os.path.join(partial, SKIPPED_LOG), b"")
     else:
         skipped = _read_skipped(partial, state["done"])
     writer = None

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from replicate.fileio import atomic_write
+
 __all__ = ["read_list", "random_half_classes", "half_lines", "reduced_lines", "make_splits",
            "RELEASE_MD5", "REDUCED_SIZES", "check_md5"]
 
@@ -118,9 +120,9 @@ def reduced_lines(lines, per_class: int) -> str:
 def _write(out: Path, name: str, files: str, idxmap: str | None, written: list) -> None:
     d = out / name
     d.mkdir(parents=True, exist_ok=True)
-    (d / "files.txt").write_bytes(files.encode())
+    atomic_write(d / "files.txt", files.encode())
     if idxmap is not None:
-        (d / "idxmap.txt").write_bytes(idxmap.encode())
+        atomic_write(d / "idxmap.txt", idxmap.encode())
     written.append(name)
 
 

@@ -30,6 +30,8 @@ from typing import Optional
 
 import numpy as np
 
+from replicate.fileio import atomic_write
+
 __all__ = ["SynthSpec", "Part", "make_classes", "render", "write_synth"]
 
 PART_TYPES = ("bar", "corner", "grating", "blob", "ring")
@@ -180,7 +182,7 @@ def _jpeg(img: np.ndarray, quality: int) -> bytes:
 
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    atomic_write(path, data, durable=False)  # thousands of images: no fsync each
 
 
 def write_synth(out, spec: SynthSpec = SynthSpec(), progress: bool = True,
@@ -224,12 +226,12 @@ def write_synth(out, spec: SynthSpec = SynthSpec(), progress: bool = True,
         val_lines.append(f"{name} {label}\n")
         truth.append(f"{name} {classes[label].wnid}\n")
     bar.close()
-    (out / "synsets.txt").write_text("".join(f"{c.wnid}\n" for c in classes))
-    (out / "synset_words.txt").write_text("".join(f"{c.wnid} {c.words()}\n" for c in classes))
-    (out / "val_ground_truth.txt").write_text("".join(truth))
-    (out / "train.txt").write_text("".join(train_lines))
-    (out / "val.txt").write_text("".join(val_lines))
-    (out / "vocabulary.txt").write_text("".join(f"{p}\n" for p in vocab))
+    atomic_write(out / "synsets.txt", "".join(f"{c.wnid}\n" for c in classes))
+    atomic_write(out / "synset_words.txt", "".join(f"{c.wnid} {c.words()}\n" for c in classes))
+    atomic_write(out / "val_ground_truth.txt", "".join(truth))
+    atomic_write(out / "train.txt", "".join(train_lines))
+    atomic_write(out / "val.txt", "".join(val_lines))
+    atomic_write(out / "vocabulary.txt", "".join(f"{p}\n" for p in vocab))
     if sample_sheet:
         _sample_sheet(out / sample_sheet, classes, vocab, spec)
     return {"classes": len(classes), "train": len(train_lines), "valid": len(val_lines), "out": str(out)}

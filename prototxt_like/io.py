@@ -31,6 +31,7 @@ from .codec import (parse_binary, parse_text, read_binary_source,
                     read_text_source, serialize, to_text)
 from .errors import BinaryFormatError, BlobError, CaffeFormatError
 from .upgrade import check_layer_types, upgrade_net, upgrade_solver
+from replicate.fileio import atomic_write
 
 __all__ = [
     "load_net",
@@ -102,7 +103,7 @@ def load_solver(source, *, upgrade: bool = True,
 
 def save_net_text(path, net: caffe_pb2.NetParameter) -> None:
     """Write ``net`` as text, byte for byte as Caffe's WriteProtoToTextFile."""
-    Path(path).write_text(to_text(net), encoding="utf-8")
+    atomic_write(path, to_text(net).encode("utf-8"))
 
 
 save_solver_text = save_net_text
@@ -233,7 +234,7 @@ def save_caffemodel(path, net, weights: Mapping[str, Sequence[np.ndarray]], *,
             dst.phase = phase
         for arr in weights.get(layer.name, ()):
             dst.blobs.add().CopyFrom(numpy_to_blob(np.asarray(arr, dtype=np.float32)))
-    Path(path).write_bytes(serialize(out))
+    atomic_write(path, serialize(out))
     return out
 
 
@@ -268,7 +269,7 @@ def load_mean(source) -> np.ndarray:
 def save_blob(path, arr, *, legacy_4d: bool = False) -> None:
     """Write ``arr`` as a ``.binaryproto``; ``legacy_4d=True`` uses the
     num/channels/height/width fields as ``compute_image_mean`` does."""
-    Path(path).write_bytes(serialize(numpy_to_blob(arr, legacy_4d=legacy_4d)))
+    atomic_write(path, serialize(numpy_to_blob(arr, legacy_4d=legacy_4d)))
 
 
 def load_blob_vector(source, *, allow_unknown: bool = False) -> list[np.ndarray]:
@@ -285,7 +286,7 @@ def save_blob_vector(path, arrays: Iterable) -> None:
     vec = caffe_pb2.BlobProtoVector()
     for a in arrays:
         vec.blobs.add().CopyFrom(numpy_to_blob(a))
-    Path(path).write_bytes(serialize(vec))
+    atomic_write(path, serialize(vec))
 
 
 # ---------------------------------------------------------------------------
@@ -317,5 +318,5 @@ def save_solverstate(path, *, iter: int, history: Iterable, learned_net: str = "
     state = caffe_pb2.SolverState(iter=iter, learned_net=learned_net, current_step=current_step)
     for h in history:
         state.history.add().CopyFrom(numpy_to_blob(h))
-    Path(path).write_bytes(serialize(state))
+    atomic_write(path, serialize(state))
     return state

@@ -37,7 +37,7 @@ from prototxt_like.io import load_net, load_solver, load_solverstate
 
 from . import ops as R
 from .log import CaffeLog, g
-from .fileio import atomic_write
+from .fileio import atomic_write, check_writable
 from .net import Net
 from .rng import CaffeRNG, caffe_seed
 
@@ -101,8 +101,7 @@ class SGDSolver:
         if param.snapshot:
             probe = f"{param.snapshot_prefix}_iter_0.tempfile"  # Caffe's CheckSnapshotWritePermissions
             try:
-                open(probe, "w").close()
-                os.remove(probe)
+                check_writable(probe)  # exclusive, beside the prefix, never through a link
             except OSError as e:
                 raise SolverError(f"Cannot write to snapshot prefix '{param.snapshot_prefix}'.  Make sure that the "
                                   f"directory exists and is writable. ({e})") from None
@@ -435,7 +434,10 @@ class SGDSolver:
         path = self.snapshot_filename(".solverstate")
         self.log("snapshot_state", f"Snapshotting solver state to binary proto file {path}")
         data = serialize(state)
-        atomic_write(resume_path(path), self._resume_bytes(hashlib.sha256(data).hexdigest()))  # first
+        with open(model, "rb") as f:  # the sidecar names both files' hashes: a torn one is found on resume
+            model_sha = hashlib.file_digest(f, "sha256").hexdigest()
+        atomic_write(resume_path(path), self._resume_bytes(hashlib.sha256(data).hexdigest(),
+                                                           model, model_sha))  # first
         atomic_write(path, data)
         return path
 
@@ -462,7 +464,7 @@ class SGDSolver:
                                lp.memory_data_param.batch_size, t.crop_size, t.mirror)).encode())
         return h.hexdigest()
 
-    def _resume_bytes(self, state_sha256: str) -> bytes:
+    def _resume_bytes(self, state_sha256: str, model: str = "", model_sha256: str = "") -> bytes:
         key, pos = self.rng.get_state()
         arrays = {"rng_key": key, "rng_pos": np.int64(pos)}
         layers = []
@@ -476,6 +478,8 @@ class SGDSolver:
             layers.append([tag, lid, layer.name, layer.type])
         meta = {"format": RESUME_FORMAT, "iter": self.iter, "solverstate_sha256": state_sha256,
                 "fingerprint": self._fingerprint(), "layers": layers}
+        if model:
+            meta.update(caffemodel=os.path.basename(model), caffemodel_sha256=model_sha256)
         buf = io.BytesIO()
         np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
         return buf.getvalue()

@@ -3,6 +3,7 @@
     python -m replicate sweep PLAN_DIR [--engine local|ray] [--workers N] [--address ADDR]
                                        [--retries R] [--nets PATTERNS] [--blas exact|fast]
                                        [--allow-mixed-blas] [--dry-run]
+    python -m replicate sweep status PLAN_DIR [--nets PATTERNS] [--json]
 
 ``PLAN_DIR/plan.json`` lists the networks (bases before the networks that load them);
 ``PLAN_DIR/<name>/`` holds each one's solver and receives its snapshots, ``logs/`` and ``DONE``.
@@ -66,20 +67,27 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from ..fileio import atomic_write
+from ..fileio import atomic_write, open_new
 from ..progress import Progress
 
 STATUS_FILE = "sweep_status.json"
 DONE_FILE = "DONE"
 LOCK_FILE = ".sweep.lock"
 LOCK_WAIT_S = 30.0
-# Test hook: "<network>:<iteration>:trainer|supervisor".  On a network's first attempt the trainer,
-# right after writing the snapshot of that iteration, SIGKILLs itself or the process that started
-# it (the sweep's thread or the Ray worker); "stop" instead SIGINTs the supervisor and waits for
-# the stop request that comes back.  Used by tests/experiments/test_sweep.py only.
-FAULT_ENV = "REPLICATE_SWEEP_FAULT"
-# Environment passed from the driver to every trainer (Ray workers do not share the driver's).
-PASS_ENV = re.compile(r"^(REPLICATE_|OPENBLAS_|OMP_|MKL_|CUDA_LAUNCH_BLOCKING$)")
+# The driver's variables forwarded to every trainer (a Ray worker has its own node's environment;
+# these are added to it).  An explicit list: nothing that names code to load (REPLICATE_CBLAS,
+# LD_PRELOAD, PYTHONPATH, ...) or switches checks off (REPLICATE_UNVERIFIED_BLAS) travels, so a
+# cluster's workers load what their own node configures.
+FORWARD_ENV = ("REPLICATE_BLAS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+               "OPENBLAS_CORETYPE", "CUDA_LAUNCH_BLOCKING", "CUBLAS_WORKSPACE_CONFIG")
+# Errors no retry cures: the network fails at once with the reason.
+DISK_FULL = ("No space left on device", "Disk quota exceeded")
+
+
+def forwarded_env(environ=None) -> Dict[str, str]:
+    """The variables of ``environ`` (default: os.environ) that the sweep forwards to trainers."""
+    environ = os.environ if environ is None else environ
+    return {k: environ[k] for k in FORWARD_ENV if k in environ}
 
 
 class PlanError(Exception):
@@ -119,7 +127,15 @@ def load_plan(plan_dir) -> List[dict]:
 
 
 def final_model(net_dir, net: dict) -> Path:
-    return Path(net_dir) / f"{net['snapshot_prefix']}_iter_{net['max_iter']}.caffemodel"
+    ext = "" if net.get("caffe") == "2014" else ".caffemodel"  # the 2014 Caffe: <prefix>_iter_N
+    return Path(net_dir) / f"{net['snapshot_prefix']}_iter_{net['max_iter']}{ext}"
+
+
+def model_of(state: Path) -> Path:
+    """The weights beside a ``.solverstate``: ``<prefix>_iter_N.caffemodel``, or the 2014 Caffe's
+    ``<prefix>_iter_N`` when only that exists (plan --caffe 2014)."""
+    model = state.with_suffix(".caffemodel")
+    return model if model.is_file() or not state.with_suffix("").is_file() else state.with_suffix("")
 
 
 def fingerprint(net_dir, net: dict) -> str:
@@ -183,7 +199,7 @@ def latest_snapshot(net_dir, prefix: str, max_iter: Optional[int] = None) -> Opt
     for p in full.parent.iterdir():
         m = pattern.match(p.name)
         it = int(m.group(1)) if m else -1
-        if m and (max_iter is None or it <= max_iter) and p.with_suffix(".caffemodel").is_file() \
+        if m and (max_iter is None or it <= max_iter) and model_of(p).is_file() \
                 and (best is None or it > best[0]):
             best = (it, p)
     return best[1] if best else None
@@ -215,30 +231,90 @@ def _trainer_entry() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before prctl
             os._exit(137)
-    fault = os.environ.pop(FAULT_ENV, "")
-    if fault:
-        _install_fault(fault, parent)
     from replicate.__main__ import main
     sys.exit(main(["train", *args]))
 
 
-def _install_fault(fault: str, parent: int) -> None:
-    from replicate import solver as S
-    _, at, who = fault.rsplit(":", 2)
-    original = S.SGDSolver.snapshot
+# -- snapshot integrity ----------------------------------------------------------------------------
+def snapshot_problem(state: Path) -> Optional[str]:
+    """Why the snapshot ``state`` (a .solverstate; its .caffemodel and .resume sidecar beside it)
+    cannot be resumed from -- a torn, truncated or mismatched file, named -- or None when intact.
+    Checks: the solverstate parses and names this iteration; the sidecar (when there is one: a
+    Caffe-style snapshot has none) loads and holds the solverstate's and the caffemodel's SHA-256;
+    without a recorded hash the caffemodel must parse as a net."""
+    state = Path(state)
+    model = model_of(state)
+    sidecar = state.with_suffix(".resume")
+    it = _iteration(state)
+    for f in (state, model):
+        try:
+            if f.stat().st_size == 0:
+                return f"{f.name} is empty"
+        except OSError as e:
+            return f"{f.name}: {e.strerror or e}"
+    try:
+        data = state.read_bytes()
+        from prototxt_like.io import load_solverstate
+        if not model.suffix:  # the 2014 Caffe's <prefix>_iter_N: its SolverState has no current_step
+            from replicate.caffe2014 import load_solverstate_2014 as load_solverstate
+        st, _ = load_solverstate(data)
+        if st.iter != it:
+            return f"{state.name} holds iteration {st.iter}"
+    except Exception as e:  # noqa: BLE001 - a truncated protobuf, ...
+        return f"{state.name} does not parse ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    model_sha = None
+    if sidecar.exists():
+        try:
+            import numpy as np
+            with np.load(sidecar, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                for k in z.files:  # a truncated member fails here
+                    z[k]
+        except Exception as e:  # noqa: BLE001 - a truncated zip, ...
+            return f"{sidecar.name} does not load ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        if meta.get("iter") != it:
+            return f"{sidecar.name} holds iteration {meta.get('iter')}"
+        if meta.get("solverstate_sha256") != hashlib.sha256(data).hexdigest():
+            return f"{state.name} does not match the SHA-256 in {sidecar.name} (torn or replaced)"
+        model_sha = meta.get("caffemodel_sha256")
+    if model_sha:
+        with open(model, "rb") as f:
+            if hashlib.file_digest(f, "sha256").hexdigest() != model_sha:
+                return f"{model.name} does not match the SHA-256 in {sidecar.name} (torn or replaced)"
+    else:
+        try:
+            from prototxt_like.io import load_net_binary
+            load_net_binary(str(model), upgrade=False)
+        except Exception as e:  # noqa: BLE001
+            return f"{model.name} does not parse ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    return None
 
-    def snapshot(self):
-        path = original(self)
-        if self.iter == int(at):
-            if who == "stop":  # the supervisor's SIGINT comes back as a stop request
-                os.kill(parent, signal.SIGINT)
-                while not self._pending:
-                    time.sleep(0.01)
-                return path
-            os.kill(os.getpid() if who == "trainer" else parent, signal.SIGKILL)
-            time.sleep(60)  # the parent's death SIGKILLs this process (PR_SET_PDEATHSIG)
-        return path
-    S.SGDSolver.snapshot = snapshot
+
+def snapshots(net_dir, prefix: str, max_iter: Optional[int] = None) -> List[Path]:
+    """Every ``<prefix>_iter_<N>.solverstate`` (N <= max_iter) with its caffemodel, newest first."""
+    full = Path(net_dir) / prefix
+    pattern = re.compile(re.escape(full.name) + r"_iter_(\d+)\.solverstate$")
+    if not full.parent.is_dir():
+        return []
+    found = []
+    for p in full.parent.iterdir():
+        m = pattern.match(p.name)
+        if m and (max_iter is None or int(m.group(1)) <= max_iter) and model_of(p).is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def intact_snapshot(net_dir, prefix: str, max_iter: Optional[int] = None,
+                    torn: Optional[List[str]] = None) -> Optional[Path]:
+    """The newest snapshot that passes :func:`snapshot_problem`; the problems of newer ones are
+    appended to ``torn``."""
+    for p in snapshots(net_dir, prefix, max_iter):
+        why = snapshot_problem(p)
+        if why is None:
+            return p
+        if torn is not None:
+            torn.append(why)
+    return None
 
 
 def _describe(rc: int) -> str:
@@ -259,7 +335,7 @@ def _tail(path: Path, n: int = 3) -> str:
 
 
 def _lock(net_dir: Path) -> Optional[int]:
-    fd = os.open(net_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(net_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
         try:
@@ -307,7 +383,6 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
                 out.unlink()
         child_env = dict(os.environ)
         child_env.update(env or {})
-        fault = child_env.pop(FAULT_ENV, "")
         if threads and "OMP_NUM_THREADS" not in child_env:
             child_env["OMP_NUM_THREADS"] = str(threads)
         repo = str(Path(__file__).resolve().parents[2])
@@ -316,7 +391,12 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
         while rec["attempts"] < max_attempts:
             if stop and stop():
                 return done("interrupted", rec["reason"] or "the sweep stopped")
-            state = latest_snapshot(net_dir, net["snapshot_prefix"], net["max_iter"])
+            torn: List[str] = []
+            state = intact_snapshot(net_dir, net["snapshot_prefix"], net["max_iter"], torn)
+            for why in torn:
+                if why not in rec.setdefault("torn", []):
+                    rec["torn"].append(why)
+                    say(f"{name}: skipping a damaged snapshot: {why}")
             if state is not None:
                 args = ["-snapshot", os.path.relpath(state, net_dir)]
                 what = f"resuming from iteration {_iteration(state)}"
@@ -337,15 +417,15 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
                 args += ["-gpu", str(gpu)]
             if blas:
                 args += ["--blas", blas]
+            if net.get("caffe") == "2014":  # plan --caffe 2014: train_net.bin / finetune_net.bin
+                args += ["--caffe", "2014"]
             attempt_env = dict(child_env)
-            if fault and fault.rsplit(":", 2)[0] == name and k == 1:
-                attempt_env[FAULT_ENV] = fault
             if rec["attempts"] > 1:
                 say(f"{name}: attempt {rec['attempts']}/{max_attempts}, {what}")
             cmd = [python, "-c", "from replicate.experiments.sweep import _trainer_entry; _trainer_entry()",
                    str(os.getpid()), *args]
             out_path = log.with_suffix(".out")
-            with open(out_path, "wb") as out:
+            with open_new(out_path) as out:
                 proc = subprocess.Popen(cmd, cwd=net_dir, env=attempt_env, stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lock,))
                 os.ftruncate(lock, 0)
@@ -395,6 +475,9 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
             rec["reason"] = reason
             if interrupted:
                 return done("interrupted", reason)
+            full = next((m for m in DISK_FULL if m in reason), None)
+            if full:  # a retry would fail the same way; the newest intact snapshot stays for a rerun
+                return done("failed", f"disk full, not retried: {reason}")
             if rec["attempts"] < max_attempts:
                 say(f"{name}: attempt {rec['attempts']} failed: {reason}")
         return done("failed", rec["reason"])
@@ -481,9 +564,45 @@ class _RayEngine:
         self.threads = threads or cpus_per_network
         self.blas: Optional[str] = None
         self.running: dict = {}
-        self.where = (f"Ray ({int(res.get('CPU', 0))} CPUs, {int(res.get('GPU', 0))} GPUs"
+        self.nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+        self.where = (f"Ray ({len(self.nodes)} node(s), {int(res.get('CPU', 0))} CPUs, {int(res.get('GPU', 0))} GPUs"
                       f"{', local' if self.started and not address else ''}), {cpus_per_network} CPU(s) "
                       f"and {self.threads} thread(s) per network")
+
+    def check_nodes(self) -> List[str]:
+        """Problems of the nodes that would train networks (see :func:`_node_facts`): each must see
+        PLAN_DIR at the same path with the same plan.json, flock there must be shared with this
+        machine (a lock held here is seen there), and Python, this package and its libraries must be
+        the same versions as here."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        lock_path = Path(self.plan_dir) / NODE_CHECK_LOCK
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            mine = _node_facts(self.plan_dir, probe_lock=False)
+            task = self.ray.remote(num_cpus=0, max_retries=0)(_node_facts)
+            refs = {n["NodeID"]: task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                n["NodeID"], soft=False)).remote(self.plan_dir) for n in self.nodes}
+            problems = []
+            for node_id, ref in refs.items():
+                try:
+                    facts = self.ray.get(ref, timeout=NODE_CHECK_S)
+                except Exception as e:  # noqa: BLE001 - no Python there, import errors, a timeout
+                    problems.append(f"node {node_id[:8]}: the check task failed ({type(e).__name__}: "
+                                    f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})")
+                    continue
+                where = f"node {node_id[:8]} ({facts.get('host')})"
+                for k, v in facts.items():
+                    if k in ("host", "lock"):
+                        continue
+                    if v != mine.get(k):
+                        problems.append(f"{where}: {k} is {v!r}, here {mine.get(k)!r}")
+                if facts.get("lock") != "held elsewhere":
+                    problems.append(f"{where}: flock on {lock_path} is not shared with this machine "
+                                    f"({facts.get('lock')}): two sweeps could train one network")
+            return problems
+        finally:
+            os.close(fd)
 
     def free(self) -> int:
         return self.limit - len(self.running)
@@ -512,6 +631,46 @@ class _RayEngine:
     def close(self) -> None:
         if self.started:
             self.ray.shutdown()
+
+
+NODE_CHECK_LOCK = ".sweep.nodecheck"
+NODE_CHECK_S = 120.0
+
+
+def _node_facts(plan_dir: str, probe_lock: bool = True) -> dict:
+    """What a node must share with the driver: the plan at the same path, versions, and flock."""
+    import platform
+    facts: dict = {"host": socket.gethostname(), "python": platform.python_version()}
+    for mod in ("numpy", "torch", "ray", "google.protobuf"):
+        try:
+            facts[mod] = __import__(mod, fromlist=["__version__"]).__version__
+        except Exception as e:  # noqa: BLE001
+            facts[mod] = f"missing ({type(e).__name__})"
+    pkg = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for p in sorted(pkg.rglob("*.py")) + sorted(pkg.glob("_C*.so")):
+        h.update(str(p.relative_to(pkg)).encode() + b"\0" + p.read_bytes())
+    facts["replicate package (sha256)"] = h.hexdigest()[:16]
+    try:
+        facts["plan.json (sha256)"] = hashlib.sha256((Path(plan_dir) / "plan.json").read_bytes()).hexdigest()[:16]
+    except OSError as e:
+        facts["plan.json (sha256)"] = f"unreadable at {plan_dir} ({e.strerror or e})"
+    if probe_lock:
+        try:
+            fd = os.open(Path(plan_dir) / NODE_CHECK_LOCK, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as e:
+            facts["lock"] = f"cannot open ({e.strerror or e})"
+        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                facts["lock"] = "acquired although the driver holds it"
+            except BlockingIOError:
+                facts["lock"] = "held elsewhere"
+            except OSError as e:
+                facts["lock"] = f"flock fails ({e.strerror or e})"
+            finally:
+                os.close(fd)
+    return facts
 
 
 def _ray_network(plan_dir: str, net: dict, max_attempts: int, env: dict, threads: Optional[int] = None,
@@ -543,8 +702,28 @@ def _select(nets: List[dict], patterns: Optional[str]) -> List[dict]:
     return [n for n in nets if any(fnmatch.fnmatchcase(n["name"], p) for p in pats)]
 
 
-def _dry_run(plan_dir: Path, nets: List[dict], selected: List[dict]) -> int:
+def _dry_run(plan_dir: Path, nets: List[dict], selected: List[dict], args=None) -> int:
     names = {n["name"] for n in selected}
+    engine = getattr(args, "engine", "local")
+    if engine == "ray":
+        cpus = getattr(args, "cpus_per_network", 1)
+        host = f"the Ray cluster at {args.address}" if getattr(args, "address", None) else \
+            f"a local Ray cluster ({args.workers or os.cpu_count()} CPUs)"
+        print(f"would run on {host}: a task per network, {cpus} CPU(s) each (a GPU each when the cluster has "
+              "GPUs); the nodes are checked at start (same plan path, flock, versions)")
+        slots: List[str] = ["Ray task"]
+    else:
+        try:
+            import torch
+            ngpu = torch.cuda.device_count()
+        except Exception:  # noqa: BLE001 - no usable CUDA: CPU
+            ngpu = 0
+        workers = getattr(args, "workers", None)
+        n = min(workers or ngpu, ngpu) if ngpu else (workers or 1)
+        slots = [f"local GPU {i}" for i in range(n)] if ngpu else [f"local CPU worker {i + 1}" for i in range(n)]
+        print(f"would run on this machine ({socket.gethostname()}): {n} worker(s), "
+              + (f"GPUs {','.join(str(i) for i in range(n))}" if ngpu else "CPU"))
+    k = 0
     for net in selected:
         d = plan_dir / net["name"]
         state = latest_snapshot(d, net["snapshot_prefix"], net["max_iter"])
@@ -559,7 +738,118 @@ def _dry_run(plan_dir: Path, nets: List[dict], selected: List[dict]) -> int:
         base = net.get("base")
         if base and not is_finished(plan_dir / base, next(n for n in nets if n["name"] == base)):
             what += f", after {base}" + ("" if base in names else " (not selected: would be blocked)")
+        if not is_finished(d, net):
+            what += f" [on {slots[k % len(slots)]}]"
+            k += 1
         print(f"{net['name']}: {what}")
+    return 0
+
+
+# -- sweep status ----------------------------------------------------------------------------------
+_SPEED = re.compile(r"\] Iteration (\d+) \(([\d.]+) iter/s, ([\d.eE+-]+)s/(\d+) iters?\)")
+_ITER = re.compile(r"\] Iteration (\d+)")
+
+
+def _locked(net_dir: Path) -> bool:
+    """A sweep's trainer holds the network's lock now."""
+    try:
+        fd = os.open(net_dir / LOCK_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def network_status(plan_dir, net: dict, record: Optional[dict] = None) -> dict:
+    """One network's state from the files on disk: state, iteration, last test accuracy, seconds
+    per iteration (the last logged displays) and ETA."""
+    from .logparse import parse_file, read_text
+    d = Path(plan_dir) / net["name"]
+    logs = _attempt_logs(d)
+    it, speeds, acc = None, [], None
+    for log in logs:
+        try:
+            text = read_text(log)
+        except OSError:
+            continue
+        for m in _ITER.finditer(text):
+            it = int(m.group(1))
+        speeds += [(float(m.group(3)), int(m.group(4))) for m in _SPEED.finditer(text) if float(m.group(2)) > 0]
+        for t in parse_file(log):
+            v = t.value("accuracy")
+            if v is None:
+                v = next((val for name, val in t.outputs.values() if name and "acc" in name), None)
+            if v is None:
+                v = t.value(0)
+            if v is not None:
+                acc = (t.iteration, v)
+    snap = latest_snapshot(d, net["snapshot_prefix"], net["max_iter"])
+    if snap is not None:
+        it = max(it or 0, _iteration(snap))
+    rec = record or {}
+    if is_finished(d, net):
+        state, it = "finished", net["max_iter"]
+    elif _locked(d):
+        state = "running"
+    elif rec.get("status") in ("failed", "blocked", "interrupted"):
+        state = rec["status"]
+    elif snap is not None or logs:
+        state = "partial"
+    else:
+        state = "pending"
+    recent = speeds[-10:]
+    s_per_iter = sum(s for s, _ in recent) / sum(k for _, k in recent) if recent else None
+    eta = None
+    if state != "finished" and s_per_iter is not None:
+        eta = (net["max_iter"] - (it or 0)) * s_per_iter
+    return {"name": net["name"], "state": state, "iteration": it, "max_iter": net["max_iter"],
+            "test_iteration": acc[0] if acc else None, "accuracy": acc[1] if acc else None,
+            "s_per_iter": s_per_iter, "eta_s": eta, "reason": rec.get("reason", "") if state in
+            ("failed", "blocked", "interrupted") else "", "attempts": len(logs)}
+
+
+def status_main(argv: List[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m replicate sweep status",
+                                 description="each network's state, iteration, last test accuracy, time "
+                                             "per iteration and ETA, from the files in PLAN_DIR")
+    ap.add_argument("plan_dir")
+    ap.add_argument("--nets", default=None, help="comma-separated name patterns (fnmatch)")
+    ap.add_argument("--json", action="store_true", help="one JSON object per network")
+    args = ap.parse_args(argv)
+    try:
+        plan = load_plan(args.plan_dir)
+        selected = _select(plan, args.nets)
+    except PlanError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        records = json.loads((Path(args.plan_dir) / STATUS_FILE).read_text()).get("networks", {})
+    except (OSError, ValueError, AttributeError):
+        records = {}
+    rows = [network_status(args.plan_dir, n, records.get(n["name"]) if isinstance(records, dict) else None)
+            for n in selected]
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+        return 0
+    table = [("network", "state", "iter", "accuracy", "s/iter", "ETA", "note")]
+    for r in rows:
+        table.append((r["name"], r["state"], f"{r['iteration'] if r['iteration'] is not None else '-'}/{r['max_iter']}",
+                      f"{r['accuracy']:.4f} @{r['test_iteration']}" if r["accuracy"] is not None else "-",
+                      f"{r['s_per_iter']:.4g}" if r["s_per_iter"] is not None else "-",
+                      _fmt_s(r["eta_s"]) if r["eta_s"] is not None else "-", r["reason"]))
+    widths = [max(len(t[i]) for t in table) for i in range(6)]
+    for t in table:
+        print(("  ".join(c.ljust(w) for c, w in zip(t[:6], widths)) + ("  " + t[6] if t[6] else "")).rstrip())
+    counts: Dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    print(", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
 
 
@@ -598,7 +888,7 @@ def sweep(plan_dir, *, engine: str = "local", workers: Optional[int] = None, add
                                 for name in order}
     t0 = time.time()
     lock = threading.Lock()
-    env = {k: v for k, v in os.environ.items() if PASS_ENV.match(k) or k == FAULT_ENV}
+    env = forwarded_env()
     status = {"version": 1, "plan_dir": str(plan_dir.resolve()), "engine": engine, "started": _now(),
               "networks": records}
     earlier = _earlier_status(plan_dir, set(order))  # networks this sweep does not run keep their status
@@ -670,6 +960,15 @@ def sweep(plan_dir, *, engine: str = "local", workers: Optional[int] = None, add
     save()
     eng = _LocalEngine(str(plan_dir), workers, env, say, threads) if engine == "local" else \
         _RayEngine(str(plan_dir), workers, address, env, cpus_per_network, threads)
+    if engine == "ray":  # every node must see the same plan, versions and locks
+        problems = eng.check_nodes()
+        if problems:
+            print(f"error: the Ray cluster cannot run {plan_dir}:\n  " + "\n  ".join(problems) +
+                  "\n(a multi-node sweep needs PLAN_DIR on a filesystem every node mounts at the same path, "
+                  "with working flock, and the same versions everywhere: see the README)", file=sys.stderr)
+            eng.close()
+            bar.close()
+            return 2
     if mode is None:  # Ray: the cluster says whether there are GPUs
         mode = "fast" if eng.has_gpus else "exact"
         if refuse_mixed(mode):
@@ -779,6 +1078,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["status"] and not (Path("status") / "plan.json").is_file():
+        return status_main(argv[1:])
     args = build_parser().parse_args(argv)
     if (args.workers is not None and args.workers < 1 or args.retries < 0 or args.cpus_per_network < 1
             or args.threads is not None and args.threads < 1):
@@ -791,7 +1093,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.dry_run:
             plan = load_plan(args.plan_dir)
             try:
-                return _dry_run(Path(args.plan_dir), plan, _select(plan, args.nets))
+                return _dry_run(Path(args.plan_dir), plan, _select(plan, args.nets), args)
             except BrokenPipeError:  # `... --dry-run | head`: no traceback, no error at exit
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return 0

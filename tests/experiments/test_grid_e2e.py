@@ -15,6 +15,7 @@ from data_prep.mean import write_mean
 from replicate.experiments import report, sweep
 from replicate.experiments.plan import PRESETS, write_plan
 from tests._shared import random_image_db
+from tests.experiments.faults import inject
 
 NETS = "transfer0A0B_1_1,transfer0A0B_1_2,transfer0B0A_1_1,transfer0B0A_1_2"
 EXPECTED = ["half0A", "half0B", "transfer0A0B_1_1", "transfer0A0B_1_2", "transfer0B0A_1_1", "transfer0B0A_1_2"]
@@ -85,7 +86,7 @@ def test_report_on_the_sweep(reference, tmp_path):
 @pytest.mark.parametrize("engine,fault", [("local", "trainer"), ("ray", "supervisor")])
 def test_sweep_after_a_kill_matches(reference, data_root, tmp_path, monkeypatch, engine, fault):
     plan = _plan(tmp_path, data_root, "plan")
-    monkeypatch.setenv(sweep.FAULT_ENV, f"transfer0A0B_1_2:4:{fault}")
+    inject(monkeypatch, tmp_path, "transfer0A0B_1_2", 4, fault)
     args = [str(plan), "--engine", engine, "--workers", "2"]
     try:
         assert sweep.main(args) == 0

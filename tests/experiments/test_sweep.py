@@ -18,6 +18,7 @@ import pytest
 from prototxt_like.io import caffemodel_weights
 from replicate.experiments import sweep
 from tests._shared import REPO, random_image_db
+from tests.experiments.faults import fault_env, inject
 
 LAYERS = ("conv1", "conv2", "ip1", "ip2")
 MAX_ITER = 12
@@ -146,8 +147,9 @@ def test_dry_run_and_selection(template, tmp_path, capsys):
     plan = _copy(template, tmp_path / "plan")
     assert sweep.main([str(plan), "--dry-run", "--nets", "transfer0A*"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"transfer0A0B_1_{n}: start from ../half0A/{FINAL}, after half0A (not selected: would be blocked)"
-                   for n in (1, 2)]
+    assert out[0].startswith("would run on this machine") and "1 worker(s), CPU" in out[0]
+    assert out[1:] == [f"transfer0A0B_1_{n}: start from ../half0A/{FINAL}, after half0A (not selected: would be "
+                       "blocked) [on local CPU worker 1]" for n in (1, 2)]
     # a selected network whose base is neither finished nor selected is blocked, not run
     assert sweep.main([str(plan), "--nets", "transfer0A0B_1_1"]) == 1
     st = _status(plan)["transfer0A0B_1_1"]
@@ -158,7 +160,7 @@ def test_dry_run_and_selection(template, tmp_path, capsys):
 def test_local_kill_resumes_bit_for_bit(template, reference, tmp_path, monkeypatch):
     """half0A's trainer is SIGKILLed right after its iteration-4 snapshot; the retry resumes there."""
     plan = _copy(template, tmp_path / "plan")
-    monkeypatch.setenv(sweep.FAULT_ENV, "half0A:4:trainer")
+    inject(monkeypatch, tmp_path, "half0A", 4, "trainer")
     nets = ("half0A", "transfer0A0B_1_1", "transfer0A0B_1_2")
     assert sweep.main([str(plan), "--workers", "2", "--nets", "half0A,transfer0A0B_*"]) == 0
     st = _status(plan)
@@ -186,7 +188,7 @@ def test_ray_worker_killed_resumes(template, reference, tmp_path, monkeypatch):
     the task is resubmitted and resumes from the snapshot."""
     pytest.importorskip("ray")
     plan = _copy(template, tmp_path / "plan")
-    monkeypatch.setenv(sweep.FAULT_ENV, "half0B:8:supervisor")
+    inject(monkeypatch, tmp_path, "half0B", 8, "supervisor")
     nets = ("half0B", "transfer0B0A_1_1")
     assert sweep.main([str(plan), "--engine", "ray", "--workers", "2", "--nets", ",".join(nets)]) == 0
     st = _status(plan)
@@ -221,7 +223,7 @@ def test_ctrl_c_stops_trainers_with_a_snapshot(template, reference, tmp_path):
     which snapshots where it stops; a rerun resumes there (an exact resume: the .resume sidecar)
     and ends with the uninterrupted run's bytes."""
     plan = _copy(template, tmp_path / "plan")
-    env = dict(os.environ, **{sweep.FAULT_ENV: "half0A:4:stop"})
+    env = dict(os.environ, **fault_env(tmp_path, "half0A", 4, "stop"))
     cmd = [sys.executable, "-m", "replicate", "sweep", str(plan), "--nets", "half0A"]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 130, r.stdout + r.stderr
