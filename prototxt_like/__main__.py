@@ -24,6 +24,7 @@ from .codec import parse_text, read_text_source, serialize, to_text
 from .errors import CaffeFormatError, TextFormatError, UpgradeWarning
 from .io import load_net_binary
 from .upgrade import net_needs_upgrade, solver_needs_upgrade, upgrade_net, upgrade_solver
+from replicate.fileio import atomic_write
 
 
 def detect_and_parse(text: str, file: str | None):
@@ -58,7 +59,7 @@ def _upgrade_text(args) -> int:
         print(f"{file}: already in the latest {kind} format", file=sys.stderr)
     out = to_text(msg)
     if args.output:
-        Path(args.output).write_text(out, encoding="utf-8")
+        atomic_write(args.output, out)
     else:
         sys.stdout.write(out)
     return 1 if caught else 0
@@ -70,7 +71,7 @@ def _upgrade_binary(args) -> int:
         net = load_net_binary(args.input)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
-    Path(args.output).write_bytes(serialize(net))
+    atomic_write(args.output, serialize(net))
     return 1 if caught else 0
 
 

@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("report", help="results.csv, tables and figures from Caffe logs (report --help)", add_help=False)
     sub.add_parser("demo", help="the whole pipeline on synthetic mini-ImageNet, to Figure 2 (demo --help)",
                    add_help=False)
+    sub.add_parser("status", help="where each network of a plan stands: state, iteration, last test accuracy, "
+                                  "time per iteration, ETA (status PLAN_DIR)", add_help=False)
     sub.add_parser("compare", help="is this Caffe's result? two caffemodels, solverstates, binaryprotos, npz "
                                    "files or Caffe logs, blob by blob (compare --help)", add_help=False)
     return ap
@@ -364,9 +366,9 @@ def cmd_blobs(args) -> int:
     top_diff = dict(np.load(args.top_diff)) if args.top_diff else None
     out = run_blobs(net, inputs, backward=args.backward, top_diff=top_diff, iterations=args.iterations,
                     seed=args.random_seed)
-    tmp = args.out + ".tmp.npz"
-    np.savez(tmp, **out)
-    os.replace(tmp, args.out)
+    from .fileio import atomic_writer
+    with atomic_writer(args.out) as buf:  # the .npz goes into the atomic writer's temporary file
+        np.savez(buf, **out)
     log("cli", f"Wrote {len(out)} arrays to {args.out}")
     net.close()
     return 0
@@ -374,7 +376,7 @@ def cmd_blobs(args) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("plan", "sweep", "report", "demo"):
+    if argv and argv[0] in ("plan", "sweep", "report", "demo", "status"):
         from .experiments.__main__ import main as exp_main
         return exp_main(argv)
     if argv and argv[0] == "compare":

@@ -50,7 +50,10 @@ class CaffeLog:
 
     def __init__(self, file: Optional[str] = None, stream: Optional[TextIO] = sys.stderr, append: bool = False):
         self.stream = stream
-        self.fh = open(file, "a" if append else "w", encoding="utf-8") if file else None
+        self.fh = None
+        if file:  # never through a symlink (a log is streamed, so it is not written atomically)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
+            self.fh = os.fdopen(os.open(file, flags, 0o666), "a" if append else "w", encoding="utf-8")
         self.pid = os.getpid()
         self.lock = threading.Lock()
 
