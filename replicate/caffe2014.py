@@ -292,7 +292,8 @@ class Data2014(Data):
         self.batch = int(param.data_param.batch_size)
         self.transformer = DataTransformer(t, TRAIN, layer=param.name)
         self.transformer.offsets = lambda shape, draws: draws  # the offsets come from rand() below
-        self.cursor = Cursor(param.data_param.source, "leveldb")
+        self._copy = _private_leveldb(param.data_param.source)
+        self.cursor = Cursor(self._copy, "leveldb")
         self.record = 0
         datum = self.transformer.parse(self.cursor.value())
         self.shape = tuple(self.transformer.decode(datum).shape)
@@ -354,6 +355,38 @@ class Data2014(Data):
 
     def close(self):
         self.cursor.close()
+        import shutil
+        shutil.rmtree(os.path.dirname(self._copy), ignore_errors=True)
+
+
+def _private_leveldb(path: str) -> str:
+    """A private copy of the LevelDB at ``path`` (table files hard-linked, the rest copied), removed
+    at close or exit.  LevelDB lets one process open a folder, and each of the release's networks
+    read its own ``imagenet_train_leveldb``; the grid's networks share one per half, so trainers
+    running side by side (``sweep --workers 2``) each open a copy.  Not a 2014 difference: the same
+    records in the same order."""
+    import atexit
+    import shutil
+    import tempfile
+    src = os.path.abspath(path)
+    if not os.path.isfile(os.path.join(src, "CURRENT")):
+        return path  # let the Cursor name the problem
+    tmp = tempfile.mkdtemp(prefix="caffe2014-leveldb-")
+    atexit.register(shutil.rmtree, tmp, True)
+    dst = os.path.join(tmp, os.path.basename(src.rstrip("/")) or "db")
+    os.mkdir(dst)
+    for name in os.listdir(src):
+        if name == "LOCK":
+            continue
+        f = os.path.join(src, name)
+        if name.endswith((".ldb", ".sst")):  # immutable tables
+            try:
+                os.link(f, os.path.join(dst, name))
+                continue
+            except OSError:
+                pass
+        shutil.copy2(f, os.path.join(dst, name))
+    return dst
 
 
 def layer_classes(process: Process, tag: str = "net") -> Dict[str, type]:
@@ -541,7 +574,7 @@ class Solver2014(SGDSolver):
         return path
 
     def restore(self, state_file: str) -> None:
-        state, history = load_solverstate(state_file)
+        state, history = load_solverstate_2014(state_file)
         if state.learned_net:
             self.net.copy_trained_layers_from(state.learned_net)
         self.iter = state.iter
@@ -551,6 +584,19 @@ class Solver2014(SGDSolver):
         for i, h in enumerate(history):
             self.history[i] = torch.from_numpy(np.ascontiguousarray(h, dtype=f32).reshape(
                 tuple(self.history[i].shape))).to(self.device)
+
+
+def load_solverstate_2014(source):
+    """``(SolverState, [history arrays])`` of a 2014 ``.solverstate`` (``iter``, ``learned_net``,
+    ``history``: the 2014 SolverState has no ``current_step``, which 1.0's reader requires)."""
+    from prototxt_like.codec import parse_binary
+    from prototxt_like.io import BinaryFormatError, blob_to_numpy, read_binary_source
+    data, file = read_binary_source(source)
+    state = parse_binary(data, caffe_pb2.SolverState, file)
+    unset = [f for f in ("iter", "learned_net") if not state.HasField(f)]
+    if unset:
+        raise BinaryFormatError(f"truncated or not a SolverState: {', '.join(unset)} unset", file=file)
+    return state, [blob_to_numpy(b, what=f"history blob {i}", from_file=True) for i, b in enumerate(state.history)]
 
 
 # -- the tools ------------------------------------------------------------------------------------

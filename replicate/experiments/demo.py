@@ -64,8 +64,9 @@ def _mark(path: Path, record: dict) -> None:
 
 
 def prepare_data(out: Path, spec, *, progress: bool = True, workers: Optional[int] = None,
-                 log=print) -> Path:
-    """Stages 1-3: synthetic images, lists and halves, LMDBs and means; returns the data root."""
+                 log=print, backend: str = "lmdb") -> Path:
+    """Stages 1-3: synthetic images, lists and halves, databases (``backend``: lmdb, or leveldb for
+    the 2014 Caffe) and means; returns the data root."""
     from data_prep.lists import write_lists
     from data_prep.mean import write_mean
     from data_prep.pack import pack
@@ -99,22 +100,23 @@ def prepare_data(out: Path, spec, *, progress: bool = True, workers: Optional[in
            for h in "AB"}
     log(f"  half0A: classes {' '.join(idx['A'])}\n  half0B: classes {' '.join(idx['B'])}")
 
-    _stage(3, 6, f"LMDBs (convert_imageset) and mean images (compute_image_mean) -> {data}")
+    _stage(3, 6, f"{'LMDBs' if backend == 'lmdb' else 'LevelDBs'} (convert_imageset) and mean images "
+                 f"(compute_image_mean) -> {data}")
     data.mkdir(parents=True, exist_ok=True)
     quiet = lambda m: None  # noqa: E731
     for half in ("half0A", "half0B"):
         for tv, root in (("train", synth / "train"), ("valid", synth / "val")):
-            db = data / f"{half}_{tv}_lmdb"
+            db = data / f"{half}_{tv}_{backend}"
             if db.exists():
                 log(f"  {db.name}: already there")
                 continue
             n = pack(os.fspath(root) + "/", lists / f"{half}_{tv}" / "files.txt", db, shuffle=tv == "train",
-                     seed=1, workers=workers, progress=progress, log=quiet)
+                     seed=1, workers=workers, progress=progress, log=quiet, backend=backend)
             log(f"  {db.name}: {n} images")
         mean = data / f"{half}_mean.binaryproto"
         if not mean.exists():
             tmp = mean.with_name(mean.name + ".partial")
-            write_mean(data / f"{half}_train_lmdb", tmp, log=quiet)
+            write_mean(data / f"{half}_train_{backend}", tmp, backend, log=quiet)
             os.replace(tmp, mean)
         log(f"  {mean.name}")
     return data
@@ -192,6 +194,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--blas", choices=("exact", "fast"), default="exact",
                     help="the networks' BLAS mode (default exact: Caffe 1.0's BLAS calls and bits on Debian's "
                          "OpenBLAS 0.3.21; fast: the CBLAS's own kernels, not bit-for-bit)")
+    ap.add_argument("--caffe", choices=("1.0", "2014"), default="1.0",
+                    help="2014: the paper's own Caffe (plan --caffe 2014: the release's V0 files on LevelDBs, "
+                         "trained with train --caffe 2014); default 1.0")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)
     _START[0] = t0 = time.monotonic()
@@ -201,7 +206,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     progress = not a.quiet
     spec = SynthSpec(classes=a.classes, train_per_class=a.train_per_class, valid_per_class=a.valid_per_class,
                      seed=a.seed)
-    data = prepare_data(out, spec, progress=progress, workers=workers)
+    data = prepare_data(out, spec, progress=progress, workers=workers,
+                        backend="leveldb" if a.caffe == "2014" else "lmdb")
 
     scale = replace(plan_mod.PRESETS["mini"], num_classes=spec.classes)
     if a.max_iter:  # the preset's schedule shape: one step at 2/3, 20 tests
@@ -210,14 +216,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.test_iter:
         scale = replace(scale, test_iter=a.test_iter)
     runs = out / "runs"
-    _stage(4, 6, f"plan: mini CaffeNet, baseA, baseB, BnB, BnB+, AnB, AnB+ for n = 1..7 -> {runs}")
+    _stage(4, 6, f"plan{' --caffe 2014' if a.caffe == '2014' else ''}: mini CaffeNet, baseA, baseB, BnB, BnB+, "
+                 f"AnB, AnB+ for n = 1..7 -> {runs}")
     try:
         plan_mod.write_plan(runs, data, nets=list(NETS), scale=scale, check_data=True,
-                            log=lambda m: print(f"  {m}"))
+                            log=lambda m: print(f"  {m}"), caffe=a.caffe)
     except plan_mod.PlanError as e:
         print(f"demo: plan: {e}", file=sys.stderr)
         return 1
-    _stage(5, 6, f"sweep: {workers} network(s) at a time, BLAS mode {a.blas} (logs in {runs}/<net>/logs/)")
+    _stage(5, 6, f"sweep: {workers} network(s) at a time, BLAS mode {a.blas}, Caffe {a.caffe} "
+                 f"(logs in {runs}/<net>/logs/)")
     rc = sweep.main([os.fspath(runs), "--workers", str(workers), "--blas", a.blas])
     if rc != 0:
         print("demo: the sweep did not finish every network (see above); run the demo again to retry",
@@ -242,7 +250,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             "Top-1 on the target half B (mean of the 10 best tests) in the paper's groups. In the release's "
             f"names B is half{TARGET} and A is half{SOURCE}: baseB is half{TARGET}, BnB(+) is "
             f"transfer(-ft){TARGET}{TARGET}_1_n and AnB(+) is transfer(-ft){SOURCE}{TARGET}_1_n.", "",
-            report.blas_summary(rows) or f"BLAS mode: {a.blas}.", "", table]
+            report.blas_summary(rows) or f"BLAS mode: {a.blas}.",
+            f"Caffe: {a.caffe}" + (" (the paper's own 2014 Caffe, BVLC 584abd3: train --caffe 2014)."
+                                   if a.caffe == "2014" else "."), "", table]
     text += [f"- {'yes' if ok else 'NO '}: {what} ({nums})" for what, ok, nums in checks]
     atomic_write(rep / "demo.md", ("\n".join(text) + "\n").encode())
     print("\n" + table)

@@ -346,19 +346,100 @@ def network_seed(net: Network, scale: Scale) -> Optional[int]:
     return None if scale.random_seed is None else scale.random_seed + _INDEX[net.name]
 
 
-def network_files(net: Network, scale: Scale, data_root, backend: str = "lmdb") -> dict[str, str]:
-    """The text of each file of ``net``'s folder (``basenet.txt`` only when it loads a base)."""
+def network_files(net: Network, scale: Scale, data_root, backend: str = "lmdb",
+                  caffe: str = "1.0") -> dict[str, str]:
+    """The text of each file of ``net``'s folder (``basenet.txt`` only when it loads a base).
+    ``caffe="2014"``: the release's own formats (V0 nets, the 2014 solver; see :func:`to_v0`)."""
     paths = data_paths(net, data_root, backend)
-    files = {"imagenet_solver.prototxt": to_text(build_solver(net, scale)),
-             "imagenet_train.prototxt": to_text(build_net(net, scale, paths, backend, train=True)),
-             "imagenet_val.prototxt": to_text(build_net(net, scale, paths, backend, train=False))}
+    if caffe == "2014":
+        solver = to_text(build_solver(net, scale)).replace("solver_mode: GPU", "solver_mode: 1")
+        files = {"imagenet_solver.prototxt": solver,
+                 "imagenet_train.prototxt": to_text(to_v0(build_net(net, scale, paths, backend, train=True),
+                                                          padding_layers=net.name == "netbase")),
+                 "imagenet_val.prototxt": to_text(to_v0(build_net(net, scale, paths, backend, train=False),
+                                                        padding_layers=net.name == "netbase"))}
+    else:
+        files = {"imagenet_solver.prototxt": to_text(build_solver(net, scale)),
+                 "imagenet_train.prototxt": to_text(build_net(net, scale, paths, backend, train=True)),
+                 "imagenet_val.prototxt": to_text(build_net(net, scale, paths, backend, train=False))}
     if net.base:
         files["basenet.txt"] = f"../{net.base}"  # as the release: no newline
     return files
 
 
-def final_snapshot(net: Network, scale: Scale) -> str:
-    return f"{SNAPSHOT_PREFIX}_iter_{scale.solver_numbers(net)[1]}.caffemodel"
+def final_snapshot(net: Network, scale: Scale, caffe: str = "1.0") -> str:
+    """The final weights' file name: ``<prefix>_iter_N.caffemodel``; the 2014 Caffe's ``<prefix>_iter_N``."""
+    return f"{SNAPSHOT_PREFIX}_iter_{scale.solver_numbers(net)[1]}" + ("" if caffe == "2014" else ".caffemodel")
+
+
+# ---------------------------------------------------------------------------------------------
+# The release's own format: V0 nets for the 2014 Caffe (584abd3)
+
+_V0_TYPES = {"Data": "data", "Convolution": "conv", "ReLU": "relu", "Pooling": "pool", "LRN": "lrn",
+             "InnerProduct": "innerproduct", "Dropout": "dropout", "SoftmaxWithLoss": "softmax_loss",
+             "Softmax": "softmax", "Accuracy": "accuracy"}
+
+
+def to_v0(v2: caffe_pb2.NetParameter, *, padding_layers: bool = False) -> caffe_pb2.NetParameter:
+    """``v2`` (a net of :func:`build_net`) as the release writes it: V0 ``layers { layer { ... } }``
+    with the V0 field names (``kernelsize``, ``blobs_lr``, ``meanfile``, ...).  ``padding_layers``:
+    as ``netbase``'s files, a ``padding`` layer ``pad<k>`` before each padded convolution instead of
+    the convolution's ``pad`` (Caffe's V0 upgrade folds them back)."""
+    out = caffe_pb2.NetParameter()
+    out.name = v2.name
+    for l in v2.layer:
+        if l.type not in _V0_TYPES:
+            raise PlanError(f"layer {l.name}: type {l.type} has no V0 form")
+        bottoms = list(l.bottom)
+        q = None
+        if l.type == "Convolution" and padding_layers and l.convolution_param.pad:
+            k = l.name.split("-")[0][len("conv"):]
+            pad = out.layers.add()
+            pad.layer.name, pad.layer.type = f"pad{k}", "padding"
+            pad.layer.pad = l.convolution_param.pad[0]
+            pad.bottom.extend(bottoms)
+            pad.top.append(f"pad{k}")
+            bottoms = [f"pad{k}"]
+        w = out.layers.add()
+        v = w.layer
+        v.name, v.type = l.name, _V0_TYPES[l.type]
+        if l.type == "Data":
+            v.source = l.data_param.source
+            v.meanfile = l.transform_param.mean_file
+            v.batchsize = l.data_param.batch_size
+            v.cropsize = l.transform_param.crop_size
+            v.mirror = l.transform_param.mirror
+        elif l.type in ("Convolution", "InnerProduct"):
+            q = l.convolution_param if l.type == "Convolution" else l.inner_product_param
+            v.num_output = q.num_output
+            if l.type == "Convolution":
+                if q.group != 1:
+                    v.group = q.group
+                v.kernelsize = q.kernel_size[0]
+                if q.pad and not padding_layers:
+                    v.pad = q.pad[0]
+                if q.stride:
+                    v.stride = q.stride[0]
+            if q.HasField("weight_filler"):
+                v.weight_filler.CopyFrom(q.weight_filler)
+            if q.HasField("bias_filler"):
+                v.bias_filler.CopyFrom(q.bias_filler)
+            v.blobs_lr.extend(p.lr_mult for p in l.param)
+            v.weight_decay.extend(p.decay_mult for p in l.param)
+        elif l.type == "Pooling":
+            v.pool = caffe_pb2.V0LayerParameter.PoolMethod.Value(
+                caffe_pb2.PoolingParameter.PoolMethod.Name(l.pooling_param.pool))
+            v.kernelsize = l.pooling_param.kernel_size
+            v.stride = l.pooling_param.stride
+        elif l.type == "LRN":
+            v.local_size = l.lrn_param.local_size
+            v.alpha = l.lrn_param.alpha
+            v.beta = l.lrn_param.beta
+        elif l.type == "Dropout":
+            v.dropout_ratio = l.dropout_param.dropout_ratio
+        w.bottom.extend(bottoms)
+        w.top.extend(l.top)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,13 +474,14 @@ def _snapshots(d: Path) -> list[str]:
         return []
 
     def key(name: str):
-        m = re.search(r"_iter_(\d+)\.", name)
+        m = re.search(r"_iter_(\d+)(\.|$)", name)
         return (int(m.group(1)) if m else -1, name)
-    return sorted((p.name for p in d.iterdir() if p.name.endswith(SNAPSHOT_SUFFIXES)), key=key)
+    return sorted((p.name for p in d.iterdir()
+                   if p.name.endswith(SNAPSHOT_SUFFIXES) or re.search(r"_iter_\d+$", p.name)), key=key)
 
 
 # What an earlier run left in a network's folder: moved aside when --force re-plans it.
-_RUN_FILES = re.compile(r".*_iter_\d+\.(caffemodel|solverstate|resume)(\.h5)?$|^DONE$|^logs$")
+_RUN_FILES = re.compile(r".*_iter_\d+(\.(caffemodel|solverstate|resume)(\.h5)?)?$|^DONE$|^logs$")
 
 
 def _supersede(d: Path, log: Callable[[str], None]) -> None:
@@ -420,13 +502,22 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_plan(out, data_root, *, nets: Optional[Iterable[str]] = None, scale: Scale = Scale(),
-               backend: str = "lmdb", check_data: bool = False, force: bool = False,
-               log: Callable[[str], None] = lambda m: None) -> Path:
+               backend: Optional[str] = None, check_data: bool = False, force: bool = False,
+               log: Callable[[str], None] = lambda m: None, caffe: str = "1.0") -> Path:
     """Write one folder per selected network and ``plan.json`` under ``out``; returns ``out``.
 
     ``nets``: fnmatch patterns or one comma-separated string (all 170 when None).  A folder holding
     snapshots is rewritten only when its files would not change (else PlanError naming the networks)
-    or with ``force``.  Missing data paths are logged, or a PlanError when ``check_data``."""
+    or with ``force``.  Missing data paths are logged, or a PlanError when ``check_data``.
+    ``caffe="2014"``: the files in the release's own formats for ``train --caffe 2014`` (V0 nets,
+    LevelDB data, the default backend then), recorded in plan.json with its snapshot names."""
+    if caffe not in ("1.0", "2014"):
+        raise PlanError(f"--caffe must be 1.0 or 2014, not {caffe!r}")
+    if backend is None:
+        backend = "leveldb" if caffe == "2014" else "lmdb"
+    if caffe == "2014" and backend != "leveldb":
+        raise PlanError("--caffe 2014 reads LevelDB only (the 2014 data layer has no backend field); "
+                        "use --backend leveldb")
     if backend not in ("lmdb", "leveldb"):
         raise PlanError(f"--backend must be lmdb or leveldb, not {backend!r}")
     scale.check()
@@ -447,7 +538,7 @@ def write_plan(out, data_root, *, nets: Optional[Iterable[str]] = None, scale: S
     if missing:
         log(f"warning: {len(missing)} data path(s) do not exist yet, e.g. {missing[0]}")
 
-    planned = [(net, network_files(net, scale, data_root, backend)) for net in selected]
+    planned = [(net, network_files(net, scale, data_root, backend, caffe)) for net in selected]
     conflicts, superseded = [], []
     for net, files in planned:
         d = out / net.name
@@ -481,15 +572,16 @@ def write_plan(out, data_root, *, nets: Optional[Iterable[str]] = None, scale: S
         base = classify(net.base) if net.base else None
         entries.append({
             "name": net.name, "kind": net.kind, "n": net.n, "base": net.base,
-            "weights": f"../{base.name}/{final_snapshot(base, scale)}" if base else None,
+            "weights": f"../{base.name}/{final_snapshot(base, scale, caffe)}" if base else None,
             "max_iter": max_iter, "snapshot_prefix": SNAPSHOT_PREFIX, "solver": FILES[0],
-            "final_snapshot": final_snapshot(net, scale),
+            "final_snapshot": final_snapshot(net, scale, caffe), "caffe": caffe,
             "train_set": net.train_set, "val_set": net.val_set, "frozen": net.frozen, "copied": net.copied,
             "fine_tune": net.fine_tune, "base_lr": base_lr, "stepsize": stepsize,
             "random_seed": network_seed(net, scale),
         })
     plan = {"version": 1, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "data_root": data_root, "backend": backend, "scale": scale.as_dict(), "networks": entries}
+            "data_root": data_root, "backend": backend, "caffe": caffe, "scale": scale.as_dict(),
+            "networks": entries}
     kept = _earlier_entries(out / "plan.json", plan, force, log)
     if kept:
         plan["networks"] = sorted(entries + kept, key=lambda e: _INDEX[e["name"]])
@@ -520,13 +612,14 @@ def _earlier_entries(path: Path, plan: dict, force: bool, log: Callable[[str], N
     def numbers(p: dict) -> dict:  # the preset's name does not matter, its numbers do
         sc = p.get("scale")
         return {k: v for k, v in sc.items() if k != "preset"} if isinstance(sc, dict) else sc
-    same = all(old.get(k) == plan[k] for k in ("data_root", "backend")) and numbers(old) == numbers(plan)
+    old.setdefault("caffe", "1.0")  # plans from before --caffe
+    same = all(old.get(k) == plan[k] for k in ("data_root", "backend", "caffe")) and numbers(old) == numbers(plan)
     if same:
         return rest
     if force:
         log(f"warning: --force: plan.json drops {len(rest)} network(s) planned earlier with other data or scale")
         return []
-    diff = [k for k in ("data_root", "backend") if old.get(k) != plan[k]] + \
+    diff = [k for k in ("data_root", "backend", "caffe") if old.get(k) != plan[k]] + \
         (["scale"] if numbers(old) != numbers(plan) else [])
     raise PlanError(f"{path} already plans {len(rest)} other network(s) (e.g. {rest[0]['name']}) with another "
                     f"{' and '.join(diff)}; plan into another folder, or --force to drop them from plan.json")
@@ -546,7 +639,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="plan folder")
     ap.add_argument("--nets", help="comma-separated fnmatch patterns (default: all 170); the bases they load are "
                                    "added")
-    ap.add_argument("--backend", choices=("lmdb", "leveldb"), default="lmdb")
+    ap.add_argument("--backend", choices=("lmdb", "leveldb"), default=None,
+                    help="default lmdb; leveldb with --caffe 2014 (the only one it reads)")
+    ap.add_argument("--caffe", choices=("1.0", "2014"), default="1.0",
+                    help="2014: the release's own files (V0 nets, 2014 solver) for train --caffe 2014; the sweep "
+                         "trains them so and names snapshots <prefix>_iter_N (default 1.0: V2 files)")
     ap.add_argument("--check-data", action="store_true", help="a missing data path is an error")
     ap.add_argument("--force", action="store_true", help="rewrite folders that already hold snapshots")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="scale defaults (default paper)")
@@ -579,7 +676,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"plan: {m}", file=sys.stderr)
     try:
         write_plan(args.out, args.data_root, nets=nets, scale=scale, backend=args.backend,
-                   check_data=args.check_data, force=args.force, log=log)
+                   check_data=args.check_data, force=args.force, log=log, caffe=args.caffe)
     except PlanError as e:
         print(f"plan: error: {e}", file=sys.stderr)
         return 1
