@@ -307,6 +307,232 @@ case("blas_dot", "scalar")(lambda dt: (randn(dt, 1), randn(dt, 1, seed=1)))
 
 
 # ---------------------------------------------------------------------------------------------
+# Ops whose layers call the backward op directly (no op-level autograd registration): their
+# forward cases take plain tensors, and opcheck's autograd-registration test is skipped for them
+# (it needs an input with requires_grad).
+
+def pos(dtype, *shape, seed=0, lo=0.5):
+    """Positive values (log / fractional power / solver histories)."""
+    return randn(dtype, *shape, seed=seed).abs() + lo
+
+
+NEURON_SHAPES = [("4d", (2, 3, 2, 2)), ("1d", (7,))]
+
+for _name, _shape in NEURON_SHAPES:
+    for _op in ("absval", "bnll", "sigmoid", "tanh"):
+        case(f"{_op}_forward", _name)(lambda dt, sh=_shape: (randn(dt, *sh),))
+    for _op in ("absval", "bnll"):  # backward(grad_output, input)
+        case(f"{_op}_backward", _name)(lambda dt, sh=_shape: (randn(dt, *sh, seed=5), randn(dt, *sh)))
+    case("sigmoid_backward", _name)(lambda dt, sh=_shape: (randn(dt, *sh, seed=5),
+                                                          ops.sigmoid_forward(randn(dt, *sh))))
+    case("tanh_backward", _name)(lambda dt, sh=_shape: (randn(dt, *sh, seed=5), ops.tanh_forward(randn(dt, *sh))))
+
+for _name, _alpha in [("alpha1", 1.0), ("alpha0.5", 0.5)]:
+    case("elu_forward", _name)(lambda dt, a=_alpha: (randn(dt, 2, 3, 4), a))
+
+    def _elu_bwd(dt, a=_alpha):
+        x = randn(dt, 2, 3, 4)
+        return randn(dt, 2, 3, 4, seed=5), x, ops.elu_forward(x, a), a
+
+    case("elu_backward", _name)(_elu_bwd)
+
+# (base, scale, shift): base -1 is e
+for _name, _p in [("natural", (-1.0, 1.0, 0.0)), ("base2_scale_shift", (2.0, 0.5, 1.0))]:
+    case("exp_forward", _name)(lambda dt, p=_p: (randn(dt, 3, 5), *p))
+
+    def _exp_bwd(dt, p=_p):
+        return randn(dt, 3, 5, seed=5), ops.exp_forward(randn(dt, 3, 5), *p), *p
+
+    case("exp_backward", _name)(_exp_bwd)
+    case("log_forward", _name)(lambda dt, p=_p: (pos(dt, 3, 5), *p))
+    case("log_backward", _name)(lambda dt, p=_p: (randn(dt, 3, 5, seed=5), pos(dt, 3, 5), *p))
+
+# (power, scale, shift): each of power_backward's branches
+for _name, _p in [("square", (2.0, 1.5, 0.5)), ("power1", (1.0, 2.0, 1.0)), ("sqrt_no_shift", (0.5, 1.0, 0.0)),
+                  ("general", (1.5, 0.5, 1.0)), ("constant", (3.0, 0.0, 2.0))]:
+    case("power_forward", _name)(lambda dt, p=_p: (pos(dt, 2, 3, 2), *p))
+
+    def _power_bwd(dt, p=_p):
+        x = pos(dt, 2, 3, 2)
+        return randn(dt, 2, 3, 2, seed=5), x, ops.power_forward(x, *p), *p
+
+    case("power_backward", _name)(_power_bwd)
+
+for _name, _shared in [("per_channel", False), ("channel_shared", True)]:
+    _slope = lambda dt, shared: randn(dt, *((1,) if shared else (3,)), seed=3) * 0.25  # noqa: E731
+    case("prelu_forward", _name)(lambda dt, s=_shared: (randn(dt, 2, 3, 2, 2), _slope(dt, s), s))
+    for _mask in ([True, True], [True, False], [False, True]):
+        case("prelu_backward", f"{_name}_{int(_mask[0])}{int(_mask[1])}")(
+            lambda dt, s=_shared, m=_mask: (randn(dt, 2, 3, 2, 2, seed=5), randn(dt, 2, 3, 2, 2), _slope(dt, s), s, m))
+    case("prelu_backward", f"{_name}_accumulate")(
+        lambda dt, s=_shared: (randn(dt, 2, 3, 2, 2, seed=5), randn(dt, 2, 3, 2, 2), _slope(dt, s), s, [True, True],
+                               randn(dt, *((1,) if s else (3,)), seed=6)))
+
+case("threshold_forward", "t0")(lambda dt: (randn(dt, 2, 3, 4), 0.0))
+case("threshold_forward", "t0.3_1d")(lambda dt: (randn(dt, 9), 0.3))
+case("clip_forward", "sym")(lambda dt: (randn(dt, 2, 3, 4), -0.5, 0.5))
+case("clip_backward", "sym")(lambda dt: (randn(dt, 2, 3, 4, seed=5), randn(dt, 2, 3, 4), -0.5, 0.5))
+case("clip_backward", "asym_1d")(lambda dt: (randn(dt, 9, seed=5), randn(dt, 9), -1.0, 0.2))
+
+for _name, _beta in [("beta1", 1.0), ("beta0.5", 0.5)]:
+    case("swish_forward", _name)(lambda dt, b=_beta: (randn(dt, 2, 3, 4), b))
+
+    def _swish_bwd(dt, b=_beta):
+        top, sig = ops.swish_forward(randn(dt, 2, 3, 4), b)
+        return randn(dt, 2, 3, 4, seed=5), top, sig, b
+
+    case("swish_backward", _name)(_swish_bwd)
+
+# losses
+case("euclidean_loss_forward", "2d")(lambda dt: (randn(dt, 4, 3), randn(dt, 4, 3, seed=1)))
+case("euclidean_loss_forward", "4d")(lambda dt: (randn(dt, 2, 3, 2, 1), randn(dt, 2, 3, 2, 1, seed=1)))
+case("euclidean_loss_backward", "plus")(lambda dt: (torch.tensor(0.7, dtype=dt), randn(dt, 4, 3), 1.0, 4))
+case("euclidean_loss_backward", "minus")(lambda dt: (torch.tensor(1.0, dtype=dt), randn(dt, 2, 3, 2), -1.0, 2))
+
+for _norm in (1, 2):
+    case("hinge_loss_forward", f"L{_norm}")(lambda dt, n=_norm: (randn(dt, 5, 4), labels(4, 5, seed=10), n))
+
+    def _hinge_bwd(dt, n=_norm):
+        lab = labels(4, 5, seed=10)
+        _, diff = ops.hinge_loss_forward(randn(dt, 5, 4), lab, n)
+        return torch.tensor(0.7, dtype=dt), diff, lab, n
+
+    case("hinge_loss_backward", f"L{_norm}")(_hinge_bwd)
+
+
+def _sce_target(dt, shape, ignore):
+    t = (torch.rand(*shape, generator=_gen(12)) > 0.5).to(dt)
+    if ignore is not None:
+        t.view(-1)[0] = ignore
+    return t
+
+
+for _name, _shape, _norm, _ign in [("valid", (4, 3), 1, None), ("full_ignore", (2, 3, 2), 0, -1),
+                                   ("batch_size", (3, 4), 2, None), ("valid_ignore", (4, 3), 1, -1)]:
+    case("sigmoid_cross_entropy_loss_forward", _name)(
+        lambda dt, sh=_shape, n=_norm, i=_ign: (randn(dt, *sh), _sce_target(dt, sh, i), n, i))
+
+    def _sce_bwd(dt, sh=_shape, n=_norm, i=_ign):
+        tg = _sce_target(dt, sh, i)
+        _, sig, norm = ops.sigmoid_cross_entropy_loss_forward(randn(dt, *sh), tg, n, i)
+        return torch.tensor(0.7, dtype=dt), sig, tg, norm, i
+
+    case("sigmoid_cross_entropy_loss_backward", _name)(_sce_bwd)
+
+for _name, _ldt in [("int_labels", torch.int64), ("float_labels", torch.float32)]:
+    def _mll(dt, l=_ldt):
+        return randn(dt, 5, 4).softmax(1), labels(4, 5, seed=10, dtype=l)
+
+    case("multinomial_logistic_loss_forward", _name)(_mll)
+    case("multinomial_logistic_loss_backward", _name)(lambda dt, f=_mll: (torch.tensor(0.7, dtype=dt), *f(dt)))
+
+
+def _contrastive_y(dt):
+    return torch.tensor([1, 0, 0, 1, 0], dtype=dt)
+
+
+for _name, _margin, _legacy in [("margin1", 1.0, False), ("legacy", 2.0, True)]:
+    # small b - a so some dissimilar pairs are inside the margin and some outside
+    def _pair(dt):
+        a = randn(dt, 5, 3, 1, 1)
+        return a, a + 0.3 * randn(dt, 5, 3, 1, 1, seed=1)
+
+    case("contrastive_loss_forward", _name)(lambda dt, m=_margin, lg=_legacy, p=_pair:
+                                            (*p(dt), _contrastive_y(dt), m, lg))
+    for _sign in (1.0, -1.0):
+        def _con_bwd(dt, m=_margin, lg=_legacy, sg=_sign, p=_pair):
+            _, diff, d2 = ops.contrastive_loss_forward(*p(dt), _contrastive_y(dt), m, lg)
+            return torch.tensor(0.7, dtype=dt), diff, d2, _contrastive_y(dt), m, lg, sg
+
+        case("contrastive_loss_backward", f"{_name}_sign{int(_sign)}")(_con_bwd)
+
+# (prob shape, axis, normalization, ignore_label)
+INFOGAIN = {
+    "2d_valid": ((5, 4), 1, 1, None),
+    "4d_spatial_full": ((2, 3, 2, 2), 1, 0, None),
+    "ignore_batch": ((6, 3), 1, 2, 0),
+    "axis_last_none": ((2, 2, 4), -1, 3, None),
+}
+
+
+def _infogain_args(dt, sh, a, n, i):
+    prob = randn(dt, *sh).softmax(a)
+    k = sh[a]
+    H = (torch.eye(k, dtype=torch.float64) + 0.1 * torch.rand(k, k, generator=_gen(13), dtype=torch.float64)).to(dt)
+    return prob, loss_labels(sh, a, i, torch.int64), H, a, n, i
+
+
+for _name, (_shape, _axis, _norm, _ign) in INFOGAIN.items():
+    case("infogain_loss_forward", _name)(lambda dt, sh=_shape, a=_axis, n=_norm, i=_ign:
+                                         _infogain_args(dt, sh, a, n, i))
+    case("infogain_loss_backward", _name)(lambda dt, sh=_shape, a=_axis, n=_norm, i=_ign:
+                                          (torch.tensor(0.7, dtype=dt), *_infogain_args(dt, sh, a, n, i)))
+
+
+# LSTMUnit: c_prev (1, N, D), x (1, N, 4D), cont (1, N) (one sequence start: cont 0)
+def _lstm_args(dt, n=3, d=2):
+    cont = torch.ones(1, n, dtype=dt)
+    cont[0, 0] = 0
+    return randn(dt, 1, n, d), randn(dt, 1, n, 4 * d, seed=1), cont
+
+
+case("lstm_unit_forward", "n3_d2")(lambda dt: _lstm_args(dt))
+case("lstm_unit_forward", "n1_d1")(lambda dt: _lstm_args(dt, 1, 1))
+
+
+def _lstm_bwd(dt, n=3, d=2):
+    c_prev, x, cont = _lstm_args(dt, n, d)
+    c, _ = ops.lstm_unit_forward(c_prev, x, cont)
+    return randn(dt, 1, n, d, seed=5), randn(dt, 1, n, d, seed=6), c_prev, x, cont, c
+
+
+case("lstm_unit_backward", "n3_d2")(_lstm_bwd)
+case("lstm_unit_backward", "n1_d1")(lambda dt: _lstm_bwd(dt, 1, 1))
+
+# group B's BLAS-level steps (Caffe's arguments; row-major contiguous operands), in place
+for _ta, _tb in [(0, 0), (1, 0), (0, 1), (1, 1)]:
+    def _gemm(dt, ta=_ta, tb=_tb, M=3, N=4, K=5):
+        A = randn(dt, *((K, M) if ta else (M, K)), seed=1)
+        B = randn(dt, *((N, K) if tb else (K, N)), seed=2)
+        return ta, tb, M, N, K, 0.5, A, B, 0.25, randn(dt, M, N, seed=3)
+
+    case("blas_gemm", f"t{_ta}{_tb}")(_gemm)
+case("blas_gemm", "beta0_flat")(lambda dt: (0, 0, 2, 3, 4, 1.0, randn(dt, 8, seed=1), randn(dt, 12, seed=2), 0.0,
+                                            randn(dt, 6, seed=3)))
+case("blas_gemv", "notrans")(lambda dt: (0, 3, 4, 0.5, randn(dt, 3, 4, seed=1), randn(dt, 4, seed=2), 0.25,
+                                         randn(dt, 3, seed=3)))
+case("blas_gemv", "trans_beta0")(lambda dt: (1, 3, 4, 1.0, randn(dt, 3, 4, seed=1), randn(dt, 3, seed=2), 0.0,
+                                             randn(dt, 4, seed=3)))
+case("blas_axpby", "vec")(lambda dt: (-0.5, randn(dt, 37), 0.25, randn(dt, 37, seed=1)))
+case("blas_axpby", "4d_beta0")(lambda dt: (2.0, randn(dt, 2, 3, 2, 2), 0.0, randn(dt, 2, 3, 2, 2, seed=1)))
+case("blas_asum", "vec")(lambda dt: (randn(dt, 33),))
+case("blas_asum", "4d")(lambda dt: (randn(dt, 2, 3, 2, 2),))
+case("powx", "square")(lambda dt: (randn(dt, 2, 3, 4), 2.0))
+case("powx", "sqrt")(lambda dt: (pos(dt, 7), 0.5))
+case("powx", "neg_power")(lambda dt: (pos(dt, 3, 4), -0.75))
+case("scale_chunks", "per_channel")(lambda dt: (randn(dt, 2, 3, 2, 2), randn(dt, 3, seed=1), 4))
+case("scale_chunks", "one_scale")(lambda dt: (randn(dt, 3, 5), randn(dt, 1, seed=1), 5))
+case("scale_chunks", "inner1")(lambda dt: (randn(dt, 4, 3), randn(dt, 3, seed=1), 1))
+
+# Caffe's other solvers' per-blob updates (histories non-negative where the solver takes a root)
+SOLVER_REG = [("l2", (4, 3, 2), 0.0005, 0, 1.0), ("l1_iter_size", (7,), 0.01, 1, 0.5), ("no_decay", (40,), 0.0, 0, 1.0)]
+for _name, _shape, _decay, _reg, _scale in SOLVER_REG:
+    def _wdh(dt, sh=_shape):
+        return randn(dt, *sh), randn(dt, *sh, seed=1), pos(dt, *sh, seed=2, lo=0.0)
+
+    case("nesterov_update", _name)(lambda dt, w=_wdh, d=_decay, r=_reg, s=_scale: (*w(dt), 0.01, 0.9, d, r, s))
+    case("adagrad_update", _name)(lambda dt, w=_wdh, d=_decay, r=_reg, s=_scale: (*w(dt), 0.01, 1e-8, d, r, s))
+    case("rmsprop_update", _name)(lambda dt, w=_wdh, d=_decay, r=_reg, s=_scale:
+                                  (*w(dt), 0.01, 0.98, 1e-8, d, r, s))
+    case("adadelta_update", _name)(lambda dt, w=_wdh, sh=_shape, d=_decay, r=_reg, s=_scale:
+                                   (*w(dt), pos(dt, *sh, seed=3, lo=0.0), 1.0, 0.95, 1e-6, d, r, s))
+    for _t in (1, 5):
+        case("adam_update", f"{_name}_t{_t}")(lambda dt, w=_wdh, sh=_shape, d=_decay, r=_reg, s=_scale, t=_t:
+                                              (*w(dt), pos(dt, *sh, seed=3, lo=0.0), 0.001, 0.9, 0.999, 1e-8, t,
+                                               d, r, s))
+
+
+# ---------------------------------------------------------------------------------------------
 # Tests
 
 ALL_CASES = [(op_name, cid, fn) for op_name, cases in CASES.items() for cid, fn in cases]
@@ -367,8 +593,10 @@ def test_every_op_has_a_fake_kernel():
 @pytest.mark.parametrize("op_name,case_id,build", ALL_CASES, ids=_ids())
 def test_opcheck(op_name, case_id, build, dtype):
     args = build(dtype)
-    differentiable = op_name not in NOT_DIFFERENTIABLE and (op_name.endswith("_forward")
-                                                          or op_name in ("im2col", "col2im"))
+    # the layer-level forward ops have no op-level autograd: plain inputs, so opcheck skips
+    # test_autograd_registration for them (it needs an input with requires_grad)
+    differentiable = op_name not in NOT_DIFFERENTIABLE | _layer_level_ops() and (
+        op_name.endswith("_forward") or op_name in ("im2col", "col2im"))
     grads = [a.requires_grad for a in args if isinstance(a, torch.Tensor)]
     assert any(grads) == differentiable, "forward cases take requires_grad inputs, backward cases do not"
     torch.library.opcheck(getattr(ops, op_name).default, args)
