@@ -131,7 +131,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", help="image folder (with its trailing /); default: shared/golden/photos/img/")
     ap.add_argument("--list", help="list file; default: the photos' list.txt repeated --repeat-list times")
-    ap.add_argument("--repeat-list", type=int, default=24)
+    ap.add_argument("--repeat-list", type=int, default=72)
     ap.add_argument("--resize", type=int, default=256, help="resize to N x N (0: full size)")
     ap.add_argument("--gray", action="store_true")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
