@@ -12,6 +12,11 @@
 * ``caffenet_train_iteration``: a whole training step, ours fast and exact against the torch-native
   CaffeNet with torch.optim.SGD (bench/train_iter.py, bench/torch_caffenet.py).
 * ``data_layer``, ``fillers``: throughput of our Data layer and of Caffe's filler draws.
+* ``startup``: process start to first training iteration of ``python -m replicate train`` on the
+  demo's mini CaffeNet, against ``python -c "import torch"`` alone (bench/startup.py).
+* ``fast_vs_exact``: fast mode against exact mode, the largest relative differences of the printed
+  losses and the final weights on every golden solver run and a 300-iteration mini CaffeNet, and
+  exact mode against Caffe's bits (bench/fast_vs_exact.py): a measurement, not a bit promise.
 * ``references``: Caffe 1.0's own ``caffe time`` figures from ../shared/golden/perf, measured on
   other machines of the same kind on other days: printed for orientation, never divided into a ratio.
 
@@ -286,6 +291,18 @@ def main(argv=None):
                              text=True)
         result["pack"] = (json.loads(res.stdout[res.stdout.index("{"):]) if res.returncode == 0
                           else {"error": res.stderr[-2000:]})
+        # process start to first training iteration of `python -m replicate train` vs `import torch`
+        print("startup ...", flush=True)
+        res = subprocess.run([sys.executable, str(Path(__file__).with_name("startup.py"))], capture_output=True,
+                             text=True, env={**os.environ, **REMOVED_ENV})
+        result["startup"] = (json.loads(res.stdout[res.stdout.index("{"):]) if res.returncode == 0
+                             else {"error": res.stderr[-2000:]})
+        # fast mode against exact mode: printed losses and final weights (golden runs, mini CaffeNet)
+        print("fast_vs_exact ...", flush=True)
+        res = subprocess.run([sys.executable, str(Path(__file__).with_name("fast_vs_exact.py"))], capture_output=True,
+                             text=True, env={**os.environ, **REMOVED_ENV})
+        result["fast_vs_exact"] = (json.loads(res.stdout[res.stdout.index("{"):]) if res.returncode == 0
+                                   else {"error": res.stderr[-2000:]})
         from bench import gpu  # CUDA kernels vs cuDNN, CaffeNet iteration (skipped without a GPU)
         result["gpu"] = gpu.run(args.repeats)
     print("sgemm again ...", flush=True)  # the machine's rate at the end too: the best of both counts

@@ -376,6 +376,18 @@ void set_mode(Mode m) {
 std::string library_path() { return g_exact.handle ? g_exact.path : std::string(); }
 
 namespace {
+thread_local bool t_caffe_order = false;
+}  // namespace
+
+bool caffe_order() { return t_caffe_order || mode() == Mode::Exact; }
+
+bool set_thread_caffe_order(bool wanted) {
+  const bool prev = t_caffe_order;
+  t_caffe_order = wanted;
+  return prev;
+}
+
+namespace {
 std::string info_of(const Cblas& b, const std::string& status) {
   std::string s = b.path + " | " + (b.openblas_get_config ? b.config() : std::string("not OpenBLAS"));
   if (b.openblas_get_corename) s += " | core=" + b.core();
@@ -399,8 +411,12 @@ std::string library_info() {
 template <typename T>
 void gemm(Op ta, Op tb, int M, int N, int K, T alpha, const T* A, const T* B, T beta, T* C) {
   // caffe_cpu_gemm: lda = (TransA == NoTrans) ? K : M, ldb = (TransB == NoTrans) ? N : K, ldc = N.
-  const int lda = (ta == NoTrans) ? K : M;
-  const int ldb = (tb == NoTrans) ? N : K;
+  gemm_ld<T>(ta, tb, M, N, K, alpha, A, (ta == NoTrans) ? K : M, B, (tb == NoTrans) ? N : K, beta, C, N);
+}
+
+template <typename T>
+void gemm_ld(Op ta, Op tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
+             int ldc) {
   if (!exact() && fast_cblas() && !at::in_parallel_region() && double(M) * N * K >= 1e7) {
     // fast mode, one big product from the calling thread (inner product): split the larger of the
     // rows/columns of C into fixed blocks of 16 over the threads, each a single-threaded CBLAS call
@@ -413,27 +429,36 @@ void gemm(Op ta, Op tb, int M, int N, int K, T alpha, const T* A, const T* B, T 
       const int m = by_rows ? hi - lo : M, n = by_rows ? N : hi - lo;
       const T* a = by_rows ? (ta == NoTrans ? A + int64_t(lo) * lda : A + lo) : A;
       const T* bb = by_rows ? B : (tb == NoTrans ? B + lo : B + int64_t(lo) * ldb);
-      T* c = by_rows ? C + int64_t(lo) * N : C + lo;
+      T* c = by_rows ? C + int64_t(lo) * ldc : C + lo;
       if constexpr (std::is_same_v<T, float>)
-        b.sgemm(kRowMajor, cb(ta), cb(tb), m, n, K, alpha, a, lda, bb, ldb, beta, c, N);
+        b.sgemm(kRowMajor, cb(ta), cb(tb), m, n, K, alpha, a, lda, bb, ldb, beta, c, ldc);
       else
-        b.dgemm(kRowMajor, cb(ta), cb(tb), m, n, K, alpha, a, lda, bb, ldb, beta, c, N);
+        b.dgemm(kRowMajor, cb(ta), cb(tb), m, n, K, alpha, a, lda, bb, ldb, beta, c, ldc);
     });
     return;
   }
   if (exact() || fast_cblas()) {
     const Cblas& b = exact() ? exact_cblas() : fast_lib();
     if constexpr (std::is_same_v<T, float>)
-      b.sgemm(kRowMajor, cb(ta), cb(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+      b.sgemm(kRowMajor, cb(ta), cb(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
-      b.dgemm(kRowMajor, cb(ta), cb(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+      b.dgemm(kRowMajor, cb(ta), cb(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   if (M == 0 || N == 0) return;
-  at::Tensor a = ta == NoTrans ? wrap(A, {M, K}) : wrap(A, {K, M}).t();
-  at::Tensor bm = tb == NoTrans ? wrap(B, {K, N}) : wrap(B, {N, K}).t();
-  at::Tensor c = wrap(C, {M, N});
-  at::addmm_out(c, c, a, bm, beta, alpha);  // beta == 0 ignores C, as BLAS does
+  const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  auto view = [&](const T* p, int64_t r, int64_t cols, int64_t ld) {
+    return at::from_blob(const_cast<T*>(p), {r, cols}, {ld, 1}, opts);
+  };
+  at::Tensor a = ta == NoTrans ? view(A, M, K, lda) : view(A, K, M, lda).t();
+  at::Tensor bm = tb == NoTrans ? view(B, K, N, ldb) : view(B, N, K, ldb).t();
+  at::Tensor c = view(C, M, N, ldc);
+  if (ldc == N) {
+    at::addmm_out(c, c, a, bm, beta, alpha);  // beta == 0 ignores C, as BLAS does
+  } else {
+    at::Tensor r = beta == T(0) ? at::mm(a, bm).mul_(alpha) : at::addmm(c, a, bm, beta, alpha);
+    c.copy_(r);
+  }
 }
 
 template <typename T>
@@ -520,6 +545,7 @@ T asum(int N, const T* X) {
 
 #define REPLICATE_INSTANTIATE(T)                                                           \
   template void gemm<T>(Op, Op, int, int, int, T, const T*, const T*, T, T*);        \
+  template void gemm_ld<T>(Op, Op, int, int, int, T, const T*, int, const T*, int, T, T*, int); \
   template void gemv<T>(Op, int, int, T, const T*, const T*, T, T*);                    \
   template void axpy<T>(int, T, const T*, T*);                                             \
   template void axpby<T>(int, T, const T*, T, T*);                                         \

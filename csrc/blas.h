@@ -30,11 +30,25 @@ std::string library_path();        // exact mode's CBLAS ("" before exact mode i
 // "torch | at::addmm | status=fast: why" when fast mode's GEMMs are torch's.  May load the library.
 std::string library_info();
 
+// Kernel order, apart from the library.  Exact mode always computes in Caffe's order; fast mode
+// may reorder a layer's sums (csrc/cpu/convolution.cpp: parameter diffs in blocks of images; the
+// CUDA convolution: batched matmuls) unless the calling thread asked for Caffe's order, which a
+// layer whose Caffe `engine` is CAFFE does around its op calls (replicate/layers/engine.py).  The
+// library stays the mode's either way.  A kernel with a fast-mode order must branch on
+// caffe_order(), not on mode(), so that `engine: CAFFE` reaches it.
+bool caffe_order();                       // mode() == Exact, or this thread asked for Caffe's order
+bool set_thread_caffe_order(bool wanted);  // this thread's request; returns the previous one
+
 enum Op { NoTrans = 0, Trans = 1 };
 
 // C = alpha * op(A) * op(B) + beta * C, row-major, op(A) MxK, op(B) KxN (caffe_cpu_gemm).
 template <typename T>
 void gemm(Op ta, Op tb, int M, int N, int K, T alpha, const T* A, const T* B, T beta, T* C);
+// The same with explicit leading dimensions (row-major lda, ldb, ldc): for fast-mode kernels that
+// multiply several images' columns at once; exact-mode kernels make Caffe's calls through gemm().
+template <typename T>
+void gemm_ld(Op ta, Op tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
+             int ldc);
 // y = alpha * op(A) * x + beta * y, A is MxN row-major (caffe_cpu_gemv).
 template <typename T>
 void gemv(Op ta, int M, int N, T alpha, const T* A, const T* x, T beta, T* y);

@@ -8,7 +8,7 @@
 // to the allocator that was installed before.  Blocks are 2 MB aligned and advised for huge pages.
 // The footprint stays near the program's own peak: when a request misses and the blocks in use
 // plus the cached ones plus the request would exceed the highest in-use total seen so far (plus
-// 256 MB), cached blocks go back to the system first, largest first.  At most `max_cached` bytes
+// 32 MB), cached blocks go back to the system first, largest first.  At most `max_cached` bytes
 // stay cached in any case.
 // Contents of reused blocks are not zeroed (torch's empty() makes no promise either).
 #include "cpu_cache.h"
@@ -137,7 +137,7 @@ class CachingCPUAllocator final : public c10::Allocator {
   std::mutex mu_;
   std::unordered_map<size_t, std::vector<void*>> free_;
   std::unordered_map<void*, size_t> live_;
-  static constexpr size_t kSlack = size_t(256) << 20;
+  static constexpr size_t kSlack = size_t(32) << 20;
   size_t cached_ = 0, hits_ = 0, misses_ = 0, live_bytes_ = 0, peak_live_ = 0;
   size_t max_cached_ = size_t(8) << 30;
 };

@@ -13,10 +13,10 @@ TORCH_LIBRARY(replicate, m) {
   m.def("col2im(Tensor col, int[2] image_size, int channels, int[2] kernel, int[2] pad, int[2] stride, "
         "int[2] dilation) -> Tensor");
   m.def("conv_forward(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[2] pad, int[2] dilation, "
-        "int group) -> Tensor");
+        "int group, float? relu_slope=None) -> Tensor");
   m.def("conv_backward(Tensor grad_output, Tensor input, Tensor weight, int[2] stride, int[2] pad, "
-        "int[2] dilation, int group, bool[3] output_mask, Tensor? weight_diff=None, Tensor? bias_diff=None) "
-        "-> (Tensor, Tensor, Tensor)");
+        "int[2] dilation, int group, bool[3] output_mask, Tensor? weight_diff=None, Tensor? bias_diff=None, "
+        "Tensor? relu_top=None, float relu_slope=0.) -> (Tensor, Tensor, Tensor)");
   m.def("pool_max_forward(Tensor input, int[2] kernel, int[2] stride, int[2] pad, bool ceil_mode) "
         "-> (Tensor, Tensor)");
   m.def("pool_max_backward(Tensor grad_output, Tensor mask, SymInt[] input_size) -> Tensor");
@@ -141,6 +141,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_blas", &set_blas, "Select the BLAS backend: 'fast' (torch) or 'exact' (system CBLAS, Caffe's calls)");
   m.def("get_blas", &get_blas, "The BLAS backend in use");
   m.def("blas_library", &replicate::blas::library_info, "The CBLAS library loaded for exact mode, with its config");
+  m.def("set_thread_caffe_order", &replicate::blas::set_thread_caffe_order,
+        "This thread asks (True) or stops asking for Caffe's kernel order in fast mode (a layer's engine: CAFFE); "
+        "returns the previous request", pybind11::arg("wanted"));
+  m.def("caffe_order", &replicate::blas::caffe_order,
+        "Whether ops called from this thread compute in Caffe's order (exact mode, or asked for)");
   m.def("enable_cpu_cache", &replicate::enable_cpu_cache, "Install the caching CPU allocator (cap in bytes)",
         pybind11::arg("max_cached_bytes"));
   m.def("cpu_cache_enabled", &replicate::cpu_cache_enabled);

@@ -14,6 +14,11 @@ Flags take Caffe's single-dash spelling or a double dash.  Every command takes `
 Boost 1.74's distributions, draw for draw: with the same seed, fillers, Data-layer crops and mirrors
 and dropout masks are Caffe's; the seed is taken modulo 2^32 as Caffe's set_random_seed takes it) and
 ``--log FILE``.
+
+Start-up: torch is imported only by the commands that compute (train, test, time, blobs), with the
+garbage collector paused and its objects frozen after; those commands end without Python's
+teardown (:func:`exit_now`; env ``REPLICATE_FAST_EXIT=0`` keeps it).  Env
+``REPLICATE_STARTUP_TRACE=FILE`` appends the start-up milestones to FILE (bench/startup.py).
 """
 from __future__ import annotations
 
@@ -23,8 +28,12 @@ import sys
 import time
 from typing import List, Optional
 
-import numpy as np
-import torch
+from .timing import mark
+
+mark("python")  # the interpreter is up and this module runs (bench/startup.py)
+
+# numpy and torch are imported by the commands that use them, so that ``compare``, ``plan``,
+# ``report``, ``status``, ``sweep`` and ``demo`` start without torch's import (about 1 s).
 
 
 def _flag(p: argparse.ArgumentParser, name: str, **kw):
@@ -39,7 +48,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "(or torch), not bit-for-bit. On a GPU (-gpu, or a solver with solver_mode: GPU) the "
                         "default is fast: no mode promises Caffe's CPU bits on a GPU, and exact (Caffe's cuBLAS "
                         "calls per image and group) runs about 2.3x slower there. Env REPLICATE_BLAS sets the "
-                        "default.")
+                        "default. A layer's engine field: exact computes Caffe's CPU arithmetic whatever the "
+                        "engine (as Caffe built with cuDNN does in CPU mode); fast runs CUDNN and DEFAULT on its "
+                        "fast kernels and CAFFE in Caffe's kernel order on fast's library (README: The engine "
+                        "field).")
     _flag(p, "random_seed", type=int, default=None,
           help="seed of Caffe's random generator (boost mt19937 and Boost's distributions, draw for draw "
                "with Caffe: fillers, crops, mirrors, dropout; taken modulo 2^32). train: overrides the "
@@ -116,6 +128,7 @@ def _on_gpu(args) -> bool:
     """Whether this command computes on a GPU: -gpu, or train's solver with solver_mode: GPU (and CUDA)."""
     if args.gpu is not None:
         return True
+    import torch
     if getattr(args, "solver", None) and torch.cuda.is_available():
         try:
             from prototxt_like import load_solver
@@ -127,6 +140,7 @@ def _on_gpu(args) -> bool:
 
 
 def _setup(args):
+    import torch
     from . import ops as R
     from .log import CaffeLog, environment, header_lines
     mode = args.blas or os.environ.get("REPLICATE_BLAS") or ("fast" if _on_gpu(args) else "exact")
@@ -148,6 +162,7 @@ def _setup(args):
         log("cli", f"Using GPUs {args.gpu}")
     else:
         log("use_cpu", "Use CPU.")
+    mark("setup")
     return log, device
 
 
@@ -161,6 +176,7 @@ def _rng(seed):
 
 
 def cmd_train(args) -> int:
+    import torch
     from prototxt_like import load_solver
     from .progress import Progress
     from .solver import Action, SGDSolver
@@ -188,6 +204,7 @@ def cmd_train(args) -> int:
     from .solvers import make_solver
     solver = make_solver(param, log=log, device=device, data_workers=args.data_workers,
                          caffe_resume=args.caffe_resume)
+    mark("solver")
     effect = {"stop": Action.STOP, "snapshot": Action.SNAPSHOT, "none": Action.NONE}
     solver.signal_effects = {"SIGINT": effect[args.sigint_effect], "SIGTERM": effect[args.sigterm_effect],
                              "SIGHUP": effect[args.sighup_effect]}
@@ -225,6 +242,7 @@ def _load_net(args, phase, log, device):
 
 
 def cmd_test(args) -> int:
+    import numpy as np
     from .log import g
     log, device = _setup(args)
     net = _load_net(args, "TEST", log, device)
@@ -301,6 +319,8 @@ def _blob_top_diffs(net, top_diff: dict) -> dict:
 
 def _set_diff(blob, v) -> None:
     """pycaffe's ``net.blobs[name].diff[...] = v``: cast to float32, broadcast to the blob's shape."""
+    import numpy as np
+    import torch
     shape = tuple(blob.data.shape)
     d = np.empty(shape, dtype=np.float32)
     try:
@@ -318,6 +338,8 @@ def run_blobs(net, inputs: Optional[dict], *, backward: bool, top_diff: Optional
     Backward runs as pycaffe's ``net.backward(start=...)`` from the later of the last loss layer and
     the last layer making a blob with a given top diff; a top diff replaces what the blob's diff
     holds (for a loss blob, its loss weight: Caffe's Backward never reseeds it)."""
+    import numpy as np
+    import torch
     from .rng import CaffeRNG
     if seed is not None:  # caffe.set_random_seed(seed) right before forward
         net.ctx.rng = CaffeRNG(seed)
@@ -360,6 +382,7 @@ def run_blobs(net, inputs: Optional[dict], *, backward: bool, top_diff: Optional
 
 
 def cmd_blobs(args) -> int:
+    import numpy as np
     log, device = _setup(args)
     net = _load_net(args, args.phase, log, device)
     inputs = dict(np.load(args.inputs)) if args.inputs else None
@@ -374,6 +397,34 @@ def cmd_blobs(args) -> int:
     return 0
 
 
+def _import_compute(command: str) -> None:
+    """Import torch and the modules of ``command`` (train, test, time, blobs).
+
+    In a fresh process (torch not imported yet: ``python -m replicate``, a sweep's trainer) the
+    garbage collector is paused during these imports, and what they made is then frozen
+    (``gc.freeze``: moved to a generation that collections skip).  torch's import makes some
+    170,000 long-lived objects; otherwise each full collection during the import, the run and the
+    interpreter's shutdown walks them all again (about 0.1 s on an idle 2-core machine per walk,
+    several times that when it is busy).  Only garbage collection's timing changes, never a value.
+    A process that had already imported torch (a test calling :func:`main`) is left as it is."""
+    import gc
+    fresh = "torch" not in sys.modules and gc.isenabled()
+    if fresh:
+        gc.disable()
+    try:
+        import torch  # noqa: F401
+        mark("torch")
+        import prototxt_like  # noqa: F401
+        from . import layers, net, solver  # noqa: F401  (the layer registry, ops and _C with them)
+        if command == "train":
+            from . import fillers, progress, solvers  # noqa: F401
+        mark("imports")
+    finally:
+        if fresh:
+            gc.freeze()
+            gc.enable()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("plan", "sweep", "report", "demo", "status"):
@@ -383,6 +434,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .compare import main as compare_main
         return compare_main(argv[1:])
     args = build_parser().parse_args(argv)
+    _import_compute(args.command)
     from prototxt_like.errors import CaffeFormatError
     from .data.db import DataSourceError
     from .layers.base import LayerError
@@ -393,7 +445,46 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (CaffeFormatError, NetError, SolverError, DataSourceError, LayerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    finally:
+        mark("main_done")
+
+
+def exit_now(rc=0):
+    """``sys.exit(rc)`` for a process whose work is done, without the interpreter's teardown.
+
+    With torch imported, Python's shutdown (garbage collection over torch's objects, module
+    teardown) costs about 0.5 s of CPU (more than building and testing a mini CaffeNet), which every
+    ``python -m replicate`` run and every sweep trainer would pay after its last log line.  Here the
+    standard streams and C stdio are flushed, the ``atexit`` functions run (temporary folders,
+    multiprocessing's clean-up), and the process ends with ``os._exit``.  Falls back to ``sys.exit``
+    under a profiler or tracer (cProfile, coverage), when a non-daemon thread is still running
+    (Python would wait for it), or with env ``REPLICATE_FAST_EXIT=0``."""
+    import atexit
+    import threading
+    code = 0 if rc is None else rc
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if (not isinstance(code, int) or run_exitfuncs is None or os.environ.get("REPLICATE_FAST_EXIT", "1") == "0"
+            or sys.getprofile() is not None or sys.gettrace() is not None
+            or any(t.is_alive() and not t.daemon and t is not threading.main_thread()
+                   for t in threading.enumerate())):
+        sys.exit(rc)
+    run_exitfuncs()  # (they may still print)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed or broken stream: let Python report it as usual
+        sys.exit(rc)
+    try:
+        import ctypes
+        ctypes.CDLL(None).fflush(None)  # C/C++ stdio buffers (os._exit skips libc's exit handlers)
+    except (OSError, AttributeError):
+        pass
+    mark("exit")
+    os._exit(code & 0xFF)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _rc = main()
+    if sys.argv[1:2] and sys.argv[1] in ("train", "test", "time", "blobs"):  # the commands that import torch
+        exit_now(_rc)
+    sys.exit(_rc)

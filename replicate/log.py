@@ -101,15 +101,16 @@ def environment(device: str = "cpu", blas: bool = True) -> dict:
     """The facts that decide our bits: BLAS mode and library (:func:`replicate.ops.blas_info`;
     left out with ``blas=False``), glibc and libm, torch and its thread count, the CPU.  JSON-able;
     ``make bench`` records it."""
-    import platform
-
     import torch
-    cpu = platform.processor() or platform.machine()
+    cpu = None
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), None)
     except OSError:
         pass
+    if cpu is None:  # platform.processor() runs `uname -p` in a subprocess: only when /proc has no name
+        import platform
+        cpu = platform.processor() or platform.machine()
     out = {"glibc": glibc_version(), "libm": _mapped("libm.so") or _mapped("libm-"),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "device": device, "cpu": cpu,
             "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}

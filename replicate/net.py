@@ -25,6 +25,7 @@ from prototxt_like.io import load_net, load_net_binary
 
 from .fileio import atomic_write
 from .layers import Context, LayerError, Param, layer_class
+from .layers.engine import log_engines
 from .rng import CaffeRNG
 
 log = logging.getLogger("replicate.net")
@@ -287,6 +288,7 @@ class Net:
         except (LayerError, BlobError) as e:
             raise NetError(str(e)) from None
         self._prune_backward(net.force_backward)
+        log_engines(self.layers, self.ctx.device)  # once per net: the layers whose `engine` matters here
         self.blob_need_backward = blob_need_backward
         self.output_names = sorted(available)
         self._outputs = set(available)
@@ -296,8 +298,40 @@ class Net:
         for name in self.input_names:
             self.blobs[name].data = torch.zeros(meta[name].shape, dtype=self.ctx.dtype, device=self.ctx.device)
         self._meta_shapes = {k: tuple(v.shape) for k, v in meta.items()}
+        self._plan_fusion()
 
     # -- construction helpers ------------------------------------------------------------
+    def _plan_fusion(self) -> None:
+        """A ReLU working in place on a Convolution's only top, right after it, runs inside the
+        convolution on CPU (csrc/cpu/convolution.cpp): each image's output is rectified while in
+        cache, and in backward each image's top diff is multiplied by the ReLU's derivative before
+        use.  Caffe's ReLU expressions element by element, so the bits equal the two layers run
+        apart (exact mode's goldens run through it); fewer passes over memory.  Only when a call's
+        range holds both layers (forward(end=conv) still leaves the conv's own output), and in
+        backward only with ``release_after_backward`` (the solver's train net), where nothing reads
+        the in-place blob's diff afterwards.
+        ``self._fused``: conv index -> ReLU index; ``self._fused_into``: the reverse."""
+        self._fused: Dict[int, int] = {}
+        self._fused_into: Dict[int, int] = {}
+        if self.ctx.device.type != "cpu" or os.environ.get("REPLICATE_FUSE_RELU", "1") == "0":
+            return
+        for lid in range(len(self.layers) - 1):
+            conv, relu = self.layers[lid], self.layers[lid + 1]
+            if conv.type != "Convolution" or relu.type != "ReLU" or not getattr(conv, "fuses_relu", False):
+                continue
+            top = self.tops[lid]
+            if (len(top) != 1 or len(self.bottoms[lid]) != 1 or self.bottoms[lid + 1] != top
+                    or self.tops[lid + 1] != top or top[0] in self.loss_weights
+                    or self.layer_params[lid + 1].propagate_down
+                    or self.layer_need_backward[lid + 1] != self.layer_need_backward[lid]):
+                continue
+            self._fused[lid] = lid + 1
+            self._fused_into[lid + 1] = lid
+
+    def fused_layers(self) -> List[tuple]:
+        """(convolution, ReLU) layer names whose ReLU runs inside the convolution."""
+        return [(self.layers[c].name, self.layers[r].name) for c, r in sorted(self._fused.items())]
+
     def _append_param(self, layer, i: int, spec: caffe_pb2.ParamSpec) -> None:
         name = spec.name
         if name and name in self._param_names:
@@ -394,13 +428,21 @@ class Net:
         if start < 0 or end >= len(self.layers):  # ForwardFromTo's CHECK_GE(start, 0), CHECK_LT(end, size)
             raise NetError(f"forward from layer {start} to {end}: the net has layers 0..{len(self.layers) - 1}")
         loss = np.float32(0)
+        fused_relu = None
         for lid in range(start, end + 1):
             layer = self.layers[lid]
             if layer.type == "Input":  # the caller fills input blobs; Caffe's Forward does nothing
                 continue
+            if lid == fused_relu:  # ran inside the convolution: its top (the same blob) is rectified
+                continue
             bottoms = [self.blobs[b].data for b in self.bottoms[lid]]
             try:
-                tops = layer.forward(bottoms)
+                relu = self._fused.get(lid)
+                if relu is not None and relu <= end:
+                    tops = layer.forward(bottoms, relu_slope=self.layers[relu].param.relu_param.negative_slope)
+                    fused_relu = relu
+                else:
+                    tops = layer.forward(bottoms)
             except RuntimeError as e:
                 raise NetError(f"layer {layer.name!r} ({layer.type}) failed in forward: {e}") from e
             layer_loss = np.float32(0)
@@ -425,16 +467,26 @@ class Net:
         start = len(self.layers) - 1 if start is None else start
         if end < 0 or start >= len(self.layers):  # BackwardFromTo's CHECK_GE(end, 0), CHECK_LT(start, size)
             raise NetError(f"backward from layer {start} to {end}: the net has layers 0..{len(self.layers) - 1}")
+        fused_relu = None
         for lid in range(start, end - 1, -1):
             if not self.layer_need_backward[lid]:
                 continue
             layer = self.layers[lid]
+            # the convolution below applies the ReLU's derivative; only in a training loop that
+            # frees the diffs (the blob's diff then stays the ReLU's top diff, which nobody reads)
+            if self.release_after_backward and self._fused_into.get(lid, -1) >= end:
+                fused_relu = lid
+                continue
             tops = [self.blobs[t].data for t in self.tops[lid]]
             top_diffs = [self.blobs[t].diff_or_zeros() for t in self.tops[lid]]
             bottoms = [self.blobs[b].data for b in self.bottoms[lid]]
             pd = self.bottom_need_backward[lid]
             try:
-                diffs = layer.backward(tops, top_diffs, pd, bottoms)
+                if fused_relu is not None and self._fused.get(lid) == fused_relu:
+                    diffs = layer.backward(tops, top_diffs, pd, bottoms,
+                                           relu_slope=self.layers[fused_relu].param.relu_param.negative_slope)
+                else:
+                    diffs = layer.backward(tops, top_diffs, pd, bottoms)
             except RuntimeError as e:
                 raise NetError(f"layer {layer.name!r} ({layer.type}) failed in backward: {e}") from e
             for b, need, d in zip(self.bottoms[lid], pd, diffs):

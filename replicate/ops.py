@@ -174,7 +174,7 @@ def _(col, image_size, channels, kernel, pad, stride, dilation):
 
 
 @torch.library.register_fake("replicate::conv_forward")
-def _(input, weight, bias, stride, pad, dilation, group):
+def _(input, weight, bias, stride, pad, dilation, group, relu_slope=None):
     _one_device("conv_forward", locals())
     oh = conv_out(input.shape[2], weight.shape[2], pad[0], stride[0], dilation[0])
     ow = conv_out(input.shape[3], weight.shape[3], pad[1], stride[1], dilation[1])
@@ -189,7 +189,8 @@ def _param_grads(input, weight, bias_len, output_mask):
 
 
 @torch.library.register_fake("replicate::conv_backward")
-def _(grad_output, input, weight, stride, pad, dilation, group, output_mask, weight_diff=None, bias_diff=None):
+def _(grad_output, input, weight, stride, pad, dilation, group, output_mask, weight_diff=None, bias_diff=None,
+      relu_top=None, relu_slope=0.0):
     _one_device("conv_backward", locals())
     return _param_grads(input, weight, weight.shape[0], output_mask)
 
@@ -367,18 +368,22 @@ torch.library.register_autograd("replicate::col2im", _col2im_backward, setup_con
 
 
 def _conv_setup(ctx, inputs, output):
-    input, weight, bias, stride, pad, dilation, group = inputs
-    ctx.save_for_backward(input, weight)
+    input, weight, bias, stride, pad, dilation, group = inputs[:7]
+    relu_slope = inputs[7] if len(inputs) > 7 else None
+    # with a fused ReLU the backward needs the rectified output
+    ctx.save_for_backward(input, weight, output if relu_slope is not None else None)
     ctx.args = (stride, pad, dilation, group)
+    ctx.relu_slope = relu_slope
     ctx.has_bias = bias is not None
 
 
 def _conv_backward(ctx, grad):
-    input, weight = ctx.saved_tensors
+    input, weight, top = ctx.saved_tensors
     mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
-    gx, gw, gb = ops.conv_backward(grad, input, weight, *ctx.args, mask)
+    relu = {} if ctx.relu_slope is None else {"relu_top": top, "relu_slope": ctx.relu_slope}
+    gx, gw, gb = ops.conv_backward(grad, input, weight, *ctx.args, mask, **relu)
     return (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None,
-            None, None, None, None)
+            None, None, None, None, None)
 
 
 torch.library.register_autograd("replicate::conv_forward", _conv_backward, setup_context=_conv_setup)

@@ -40,10 +40,22 @@ from .log import CaffeLog, g
 from .fileio import atomic_write, check_writable
 from .net import Net
 from .rng import CaffeRNG, caffe_seed
+from .timing import mark
 
 f32 = np.float32
 
-_libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+
+def _load_libm():
+    """glibc's libm, already mapped into this process by Python and torch.  Its soname first:
+    ``ctypes.util.find_library`` runs ``ldconfig -p`` in a subprocess (a fork of this large
+    process) and on glibc returns this same name; it is the fallback elsewhere."""
+    try:
+        return ctypes.CDLL("libm.so.6")
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+
+
+_libm = _load_libm()
 _libm.powf.restype = ctypes.c_float
 _libm.powf.argtypes = [ctypes.c_float, ctypes.c_float]
 _libm.expf.restype = ctypes.c_float
@@ -302,6 +314,7 @@ class SGDSolver:
         self.smoothed_loss = f32(0)
         timer = time.perf_counter()
         iterations_last = self.iter
+        first = True  # the start-up trace's marks (timing.mark; a no-op unless traced)
         while self.iter < stop_iter:
             self.net.clear_param_diffs()
             if p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization):
@@ -309,6 +322,8 @@ class SGDSolver:
                 if self.requested_early_exit:
                     break
             display = bool(p.display) and self.iter % p.display == 0
+            if first:
+                mark("first_iteration")
             loss = f32(0)
             for _ in range(p.iter_size):
                 loss = f32(loss + f32(self.net.forward_backward()))
@@ -323,6 +338,9 @@ class SGDSolver:
                 iterations_last = self.iter
                 self._log_outputs(self.net, "train_output", "Train net output")
             self.apply_update(display)
+            if first:
+                mark("first_iteration_done")
+                first = False
             if progress is not None:
                 progress(self.iter, float(self.smoothed_loss))
             request = self._requested_action()

@@ -2,17 +2,29 @@
 // bias by a K=1 GEMM against ones; backward: bias diff by GEMV per image, weight diff by one GEMM
 // per image accumulated with beta = 1 in image order, bottom diff by GEMM + col2im.
 //
-// Every image makes exactly Caffe's calls.  Images whose results are independent (forward, bottom
-// diff) run in parallel.  The parameter diffs accumulate over images: in exact mode sequentially,
-// in Caffe's image order; in fast mode per fixed block of images, the block sums added in block
-// order at the end (no bit promise there beyond the fast-mode tolerance).
+// In Caffe's order (exact mode, or a layer with engine CAFFE: blas::caffe_order()) every image
+// makes exactly Caffe's calls.  Images whose results are independent (forward, bottom diff) run in
+// parallel.  The parameter diffs accumulate over images sequentially, in Caffe's image order.
+//
+// Fast mode computes the same sums by faster means: parameter diffs per fixed block of 16 images,
+// the block sums added in block order at the end; images with few output pixels (CaffeNet's
+// conv3-5: 169) multiplied several at a time (their columns side by side, so one GEMM has enough
+// columns to run near the machine's rate); the bias added while the output is in cache.  No bit
+// promise there beyond the fast-mode tolerance.
+//
+// A ReLU working in place on the output (`relu_slope`; the net fuses it: replicate/net.py) is
+// applied to each image's output right after it is made, and its backward (`relu_top`: the
+// rectified output) multiplies each image's top diff before use: Caffe's ReLU expressions
+// (relu.h), element by element, so in Caffe's order the bits equal the two layers run apart.
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "../blas.h"
 #include "../common.h"
 #include "../conv.h"
 #include "im2col.h"
+#include "relu.h"
 
 namespace replicate {
 namespace cpu {
@@ -70,8 +82,122 @@ void bottom_diff_image(const Conv& c, const T* t, const T* w, T* gx, std::vector
   if (!c.is_1x1) col2im(col_buff, c.g, gx);
 }
 
+// Fast mode: images per GEMM.  1 when an image has enough output pixels for an efficient GEMM
+// (or for a 1x1 convolution, whose columns are the image itself).
+int64_t images_per_gemm(const Conv& c) {
+  if (c.is_1x1 || c.S >= 512) return 1;
+  return std::min<int64_t>(16, (512 + c.S - 1) / c.S);
+}
+
+// A growable buffer from the tensor allocator (so a training loop's caching allocator reuses it,
+// csrc/cpu_cache.cpp, instead of malloc arenas keeping it after use).
+template <typename T>
+struct Buffer {
+  at::Tensor t;
+  T* data() { return t.data_ptr<T>(); }
+  void resize(int64_t n) {
+    if (!t.defined() || t.numel() < n) t = at::empty({n}, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
+  }
+};
+
+// A thread's buffers for fast mode's blocks of images.
+template <typename T>
+struct Scratch {
+  Buffer<T> col, out, t;
+  std::vector<T> ones;
+};
+
+// Fast mode's forward of `count` images: their columns side by side (rows count*S apart), one GEMM
+// per group, then per image the bias and the fused ReLU while copying out.
+template <typename T>
+void forward_images(const Conv& c, int64_t count, const T* x, const T* w, const T* bias, const T* relu_slope,
+                    T* top, Scratch<T>& s) {
+  const int64_t M = c.M(), ld = count * c.S;
+  const T* col = x;
+  if (!c.is_1x1) {
+    s.col.resize(c.col_rows() * ld);
+    for (int64_t j = 0; j < count; ++j) im2col(x + j * c.in_dim(), c.g, s.col.data() + j * c.S, ld);
+    col = s.col.data();
+  }
+  T* out = top;  // one image: the GEMMs write the top itself
+  if (count > 1) {
+    s.out.resize(c.out_channels * ld);
+    out = s.out.data();
+  }
+  for (int64_t gi = 0; gi < c.group; ++gi)
+    blas::gemm_ld<T>(blas::NoTrans, blas::NoTrans, M, ld, c.kernel_dim, T(1), w + gi * M * c.kernel_dim, c.kernel_dim,
+                     col + gi * c.kernel_dim * ld, ld, T(0), out + gi * M * ld, ld);
+  for (int64_t j = 0; j < count; ++j) {
+    for (int64_t ch = 0; ch < c.out_channels; ++ch) {
+      const T* src = out + ch * ld + j * c.S;
+      T* dst = top + j * c.out_dim() + ch * c.S;
+      const T b = bias ? bias[ch] : T(0);
+      if (relu_slope) {
+        const T slope = *relu_slope;
+        for (int64_t i = 0; i < c.S; ++i) dst[i] = relu_value(src[i] + b, slope);
+      } else if (bias || count > 1) {
+        for (int64_t i = 0; i < c.S; ++i) dst[i] = src[i] + b;
+      }
+    }
+  }
+}
+
+// Fast mode's backward of `count` images into the block's parameter-diff sums pw / pb and the
+// bottom diff gx: the top diffs (times the fused ReLU's derivative) side by side, one GEMM per
+// group for the weight diff and one for the bottom diff's columns, col2im per image.
+template <typename T>
+void backward_images(const Conv& c, int64_t count, const T* x, const T* tdiff, const T* rtop, const T* relu_slope,
+                     const T* w, T* pw, T* pb, T* gx, Scratch<T>& s) {
+  const int64_t M = c.M(), ld = count * c.S;
+  const T* t = tdiff;
+  if (count > 1 || relu_slope) {
+    s.t.resize(c.out_channels * ld);
+    for (int64_t j = 0; j < count; ++j)
+      for (int64_t ch = 0; ch < c.out_channels; ++ch) {
+        const T* src = tdiff + j * c.out_dim() + ch * c.S;
+        T* dst = s.t.data() + ch * ld + j * c.S;
+        if (relu_slope) {
+          const T* r = rtop + j * c.out_dim() + ch * c.S;
+          const T slope = *relu_slope;
+          for (int64_t i = 0; i < c.S; ++i) dst[i] = relu_grad(src[i], r[i], slope);
+        } else {
+          std::copy(src, src + c.S, dst);
+        }
+      }
+    t = s.t.data();
+  }
+  if (pb) {
+    if (static_cast<int64_t>(s.ones.size()) < ld) s.ones.assign(ld, T(1));
+    blas::gemv<T>(blas::NoTrans, c.out_channels, ld, T(1), t, s.ones.data(), T(1), pb);
+  }
+  if (pw) {
+    const T* col = x;
+    if (!c.is_1x1) {
+      s.col.resize(c.col_rows() * ld);
+      for (int64_t j = 0; j < count; ++j) im2col(x + j * c.in_dim(), c.g, s.col.data() + j * c.S, ld);
+      col = s.col.data();
+    }
+    for (int64_t gi = 0; gi < c.group; ++gi)
+      blas::gemm_ld<T>(blas::NoTrans, blas::Trans, M, c.kernel_dim, ld, T(1), t + gi * M * ld, ld,
+                       col + gi * c.kernel_dim * ld, ld, T(1), pw + gi * M * c.kernel_dim, c.kernel_dim);
+  }
+  if (gx) {
+    T* cd = gx;  // a 1x1 convolution (one image at a time) writes its diff in place
+    if (!c.is_1x1) {
+      s.out.resize(c.col_rows() * ld);
+      cd = s.out.data();
+    }
+    for (int64_t gi = 0; gi < c.group; ++gi)
+      blas::gemm_ld<T>(blas::Trans, blas::NoTrans, c.kernel_dim, ld, M, T(1), w + gi * M * c.kernel_dim,
+                       c.kernel_dim, t + gi * M * ld, ld, T(0), cd + gi * c.kernel_dim * ld, ld);
+    if (!c.is_1x1)
+      for (int64_t j = 0; j < count; ++j) col2im(cd + j * c.S, c.g, gx + j * c.in_dim(), ld);
+  }
+}
+
 at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                        at::IntArrayRef stride, at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group) {
+                        at::IntArrayRef stride, at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group,
+                        std::optional<double> relu_slope) {
   const char* op = "conv_forward";
   const Conv c = setup(op, input, weight, stride, pad, dilation, group);
   if (bias) {
@@ -80,15 +206,33 @@ at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
   const at::Tensor b = bias ? bias->contiguous() : at::Tensor();
   at::Tensor top = at::empty({c.num, c.out_channels, c.g.out_h(), c.g.out_w()}, x.options());
+  const bool caffe = blas::caffe_order();
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     using T = scalar_t;
     const T *xd = x.data_ptr<T>(), *wd = w.data_ptr<T>(), *bd = b.defined() ? b.data_ptr<T>() : nullptr;
     T* td = top.data_ptr<T>();
-    const std::vector<T> ones(c.S, T(1));
-    at::parallel_for(0, c.num, grain(c.col_rows() * c.S), [&](int64_t n0, int64_t n1) {
-      std::vector<T> col;
-      for (int64_t n = n0; n < n1; ++n)
-        forward_image<T>(c, xd + n * c.in_dim(), wd, bd, ones.data(), td + n * c.out_dim(), col);
+    const std::optional<T> slope = relu_slope ? std::optional<T>(caffe_param<T>(*relu_slope)) : std::nullopt;
+    const T* sp = slope ? &*slope : nullptr;
+    if (caffe) {
+      const std::vector<T> ones(c.S, T(1));
+      at::parallel_for(0, c.num, grain(c.col_rows() * c.S), [&](int64_t n0, int64_t n1) {
+        std::vector<T> col;
+        for (int64_t n = n0; n < n1; ++n) {
+          T* t = td + n * c.out_dim();
+          forward_image<T>(c, xd + n * c.in_dim(), wd, bd, ones.data(), t, col);
+          if (sp)
+            for (int64_t i = 0; i < c.out_dim(); ++i) t[i] = relu_value(t[i], *sp);
+        }
+      });
+      return;
+    }
+    const int64_t k = images_per_gemm(c), chunks = (c.num + k - 1) / k;
+    at::parallel_for(0, chunks, grain(k * c.col_rows() * c.S), [&](int64_t q0, int64_t q1) {
+      Scratch<T> s;
+      for (int64_t q = q0; q < q1; ++q) {
+        const int64_t n = q * k, count = std::min(k, c.num - n);
+        forward_images<T>(c, count, xd + n * c.in_dim(), wd, bd, sp, td + n * c.out_dim(), s);
+      }
     });
   });
   return top;
@@ -97,25 +241,42 @@ at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
     at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group, std::array<bool, 3> output_mask,
-    const std::optional<at::Tensor>& weight_diff, const std::optional<at::Tensor>& bias_diff) {
+    const std::optional<at::Tensor>& weight_diff, const std::optional<at::Tensor>& bias_diff,
+    const std::optional<at::Tensor>& relu_top, double relu_slope) {
   const char* op = "conv_backward";
   const Conv c = setup(op, input, weight, stride, pad, dilation, group);
   check_like(op, "grad_output", grad_output, input, {c.num, c.out_channels, c.g.out_h(), c.g.out_w()}, 4,
              "(N, num_output, out_h, out_w)");
+  if (relu_top)
+    check_like(op, "relu_top", *relu_top, input, {c.num, c.out_channels, c.g.out_h(), c.g.out_w()}, 4,
+               "(N, num_output, out_h, out_w)");
   at::Tensor gw = param_diff_out(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
   at::Tensor gb = param_diff_out(op, "bias_diff", output_mask[2], bias_diff, {c.out_channels}, input);
   at::Tensor gx = output_mask[0] ? at::empty(input.sizes(), input.options()) : at::empty({0}, input.options());
-  const at::Tensor x = input.contiguous(), w = weight.contiguous(), td = grad_output.contiguous();
-  const bool exact = blas::mode() == blas::Mode::Exact;
+  const at::Tensor x = input.contiguous(), w = weight.contiguous();
+  at::Tensor td = grad_output.contiguous();
+  const at::Tensor rt = relu_top ? relu_top->contiguous() : at::Tensor();
+  const bool caffe = blas::caffe_order();
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     using T = scalar_t;
+    const T slope = caffe_param<T>(relu_slope);
+    if (caffe && rt.defined()) {
+      // the ReLU's backward first, over the whole batch (both passes below read it)
+      at::Tensor masked = at::empty_like(td);
+      const T *t = td.data_ptr<T>(), *r = rt.data_ptr<T>();
+      T* m = masked.data_ptr<T>();
+      at::parallel_for(0, td.numel(), 1 << 14, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i) m[i] = relu_grad(t[i], r[i], slope);
+      });
+      td = masked;
+    }
     const T *xd = x.data_ptr<T>(), *wd = w.data_ptr<T>(), *tdd = td.data_ptr<T>();
     T* gxd = output_mask[0] ? gx.data_ptr<T>() : nullptr;
     T* gwd = output_mask[1] ? gw.data_ptr<T>() : nullptr;
     T* gbd = output_mask[2] ? gb.data_ptr<T>() : nullptr;
-    const std::vector<T> ones(c.S, T(1));
     const int64_t work = c.col_rows() * c.S;
-    if (exact) {
+    if (caffe) {
+      const std::vector<T> ones(c.S, T(1));
       // Parameter diffs in Caffe's order: all bias GEMVs, then weight GEMMs image by image.
       auto params = [&] {
         std::vector<T> col;
@@ -146,30 +307,35 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
     }
     // Fast mode: fixed blocks of images (not one per thread, so the thread count cannot change
     // the sums), each with its own parameter-diff sums, added in block order at the end.
+    const T* rtd = rt.defined() ? rt.data_ptr<T>() : nullptr;
+    const T* sp = rtd ? &slope : nullptr;
     constexpr int64_t kBlock = 16;
-    const int64_t blocks = (c.num + kBlock - 1) / kBlock;
+    const int64_t blocks = (c.num + kBlock - 1) / kBlock, k = images_per_gemm(c);
     const int64_t wcount = gwd ? gw.numel() : 0, bcount = gbd ? gb.numel() : 0;
-    std::vector<std::vector<T>> partial_w(blocks), partial_b(blocks);
+    const at::Tensor partial = at::empty({blocks, wcount + bcount}, x.options());
+    T* const pd = partial.data_ptr<T>();
     at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
-      std::vector<T> col;
-      for (int64_t k = k0; k < k1; ++k) {
-        std::vector<T>& pw = partial_w[k];
-        std::vector<T>& pb = partial_b[k];
-        pw.assign(wcount, T(0));
-        pb.assign(bcount, T(0));
-        for (int64_t n = k * kBlock; n < std::min(c.num, (k + 1) * kBlock); ++n) {
-          const T* t = tdd + n * c.out_dim();
-          if (gwd || gbd)
-            param_diff_image<T>(c, xd + n * c.in_dim(), t, ones.data(), gwd ? pw.data() : nullptr,
-                                gbd ? pb.data() : nullptr, col);
-          if (gxd) bottom_diff_image<T>(c, t, wd, gxd + n * c.in_dim(), col);
+      Scratch<T> s;
+      for (int64_t blk = k0; blk < k1; ++blk) {
+        T* pw = pd + blk * (wcount + bcount);
+        T* pb = pw + wcount;
+        std::fill_n(pw, wcount + bcount, T(0));
+        const int64_t end = std::min(c.num, (blk + 1) * kBlock);
+        for (int64_t n = blk * kBlock; n < end; n += k) {
+          const int64_t count = std::min(k, end - n);
+          backward_images<T>(c, count, xd + n * c.in_dim(), tdd + n * c.out_dim(), rtd ? rtd + n * c.out_dim() : nullptr,
+                             sp, wd, gwd ? pw : nullptr, gbd ? pb : nullptr, gxd ? gxd + n * c.in_dim() : nullptr, s);
         }
       }
     });
-    for (int64_t k = 0; k < blocks; ++k) {
-      for (int64_t j = 0; j < wcount; ++j) gwd[j] += partial_w[k][j];
-      for (int64_t j = 0; j < bcount; ++j) gbd[j] += partial_b[k][j];
-    }
+    // the block sums in block order; the elements split over the threads
+    at::parallel_for(0, wcount + bcount, 1 << 14, [&](int64_t j0, int64_t j1) {
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        const T* row = pd + blk * (wcount + bcount);
+        for (int64_t j = j0; j < std::min(j1, wcount); ++j) gwd[j] += row[j];
+        for (int64_t j = std::max(j0, wcount); j < j1; ++j) gbd[j - wcount] += row[j];
+      }
+    });
   });
   return {gx, gw, gb};
 }

@@ -25,14 +25,18 @@ inline void valid_span(int64_t first, int64_t stride, int64_t width, int64_t ow,
   if (hi < lo) hi = lo;
 }
 
-// col is (C*kh*kw) x (out_h*out_w).  Each row segment is written as zeros, the in-range span,
-// zeros: the same values Caffe's element-by-element loop writes.
+// col is (C*kh*kw) x (out_h*out_w), its rows `ld` apart (default out_h*out_w: Caffe's layout; fast
+// mode puts several images' columns side by side).  Each row segment is written as zeros, the
+// in-range span, zeros: the same values Caffe's element-by-element loop writes.
 template <typename T>
-void im2col(const T* im, const ConvGeom& g, T* col) {
+void im2col(const T* im, const ConvGeom& g, T* col_base, int64_t ld = -1) {
   const int64_t oh = g.out_h(), ow = g.out_w(), plane = g.height * g.width;
+  if (ld < 0) ld = oh * ow;
+  int64_t r = 0;
   for (int64_t c = 0; c < g.channels; ++c, im += plane) {
     for (int64_t kr = 0; kr < g.kernel_h; ++kr) {
-      for (int64_t kc = 0; kc < g.kernel_w; ++kc) {
+      for (int64_t kc = 0; kc < g.kernel_w; ++kc, ++r) {
+        T* col = col_base + r * ld;
         const int64_t first = -g.pad_w + kc * g.dilation_w;
         int64_t lo, hi;
         valid_span(first, g.stride_w, g.width, ow, lo, hi);
@@ -58,14 +62,18 @@ void im2col(const T* im, const ConvGeom& g, T* col) {
 
 // im is overwritten (Caffe zeroes it first), then each column entry is added, in Caffe's order
 // (channel, kernel row, kernel column, output row, output column); within one output row the
-// entries land on distinct pixels, so adding the span at once keeps every pixel's order.
+// entries land on distinct pixels, so adding the span at once keeps every pixel's order.  `ld`: as
+// im2col's.
 template <typename T>
-void col2im(const T* col, const ConvGeom& g, T* im) {
+void col2im(const T* col_base, const ConvGeom& g, T* im, int64_t ld = -1) {
   const int64_t oh = g.out_h(), ow = g.out_w(), plane = g.height * g.width;
+  if (ld < 0) ld = oh * ow;
   std::fill_n(im, g.channels * plane, T(0));
+  int64_t r = 0;
   for (int64_t c = 0; c < g.channels; ++c, im += plane) {
     for (int64_t kr = 0; kr < g.kernel_h; ++kr) {
-      for (int64_t kc = 0; kc < g.kernel_w; ++kc) {
+      for (int64_t kc = 0; kc < g.kernel_w; ++kc, ++r) {
+        const T* col = col_base + r * ld;
         const int64_t first = -g.pad_w + kc * g.dilation_w;
         int64_t lo, hi;
         valid_span(first, g.stride_w, g.width, ow, lo, hi);

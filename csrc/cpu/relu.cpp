@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "../common.h"
+#include "relu.h"
 
 namespace replicate {
 namespace cpu {
@@ -18,7 +19,7 @@ at::Tensor relu_forward(const at::Tensor& input, double negative_slope) {
     const T* in = x.data_ptr<T>();
     T* out = top.data_ptr<T>();
     at::parallel_for(0, x.numel(), 1 << 14, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) out[i] = std::max(in[i], T(0)) + slope * std::min(in[i], T(0));
+      for (int64_t i = b; i < e; ++i) out[i] = relu_value(in[i], slope);
     });
   });
   return top;
@@ -38,7 +39,7 @@ at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& input,
     const T *in = x.data_ptr<T>(), *t = td.data_ptr<T>();
     T* out = bottom.data_ptr<T>();
     at::parallel_for(0, x.numel(), 1 << 14, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) out[i] = t[i] * (T(in[i] > 0) + slope * T(in[i] <= 0));
+      for (int64_t i = b; i < e; ++i) out[i] = relu_grad(t[i], in[i], slope);
     });
   });
   return bottom;

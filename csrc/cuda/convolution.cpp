@@ -5,10 +5,12 @@
 //          with beta 1 in image order, bottom diff by GEMM + col2im.  (The columns of all images
 //          are formed by one batched im2col launch; each image's values are the same.)
 //   fast:  the same arithmetic batched over images with torch matmul (TF32 off), the bias by a
-//          broadcast add; no bit promise beyond the fast-mode tolerance.
+//          broadcast add; no bit promise beyond the fast-mode tolerance.  A layer with engine
+//          CAFFE gets exact's call sequence in fast mode too, on fast's GEMMs (blas::caffe_order).
 // InnerProduct makes Caffe's calls (one GEMM over the batch, bias K=1 GEMM, weight diff GEMM with
 // beta 1, bias diff GEMV, bottom GEMM) in both modes; the seam picks cuBLAS or torch.
 #include <ATen/Context.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 
 #include "../conv.h"
 #include "../inner_product.h"
@@ -35,7 +37,9 @@ Conv setup(const char* op, const at::Tensor& input, const at::Tensor& weight, at
   return conv_setup(op, input, weight, stride, pad, dilation, group, c10::DeviceType::CUDA);
 }
 
-bool exact() { return blas::mode() == blas::Mode::Exact; }
+// Caffe's calls per image and group: exact mode, or fast mode for a layer with engine CAFFE (the
+// library stays the mode's: cuBLAS in exact mode, the fast seam otherwise; see blas::caffe_order).
+bool exact() { return blas::caffe_order(); }
 
 // The columns of every image, (N, C*kh*kw, S); the input itself for a 1x1 convolution.
 at::Tensor columns(const Conv& c, const at::Tensor& x) {
@@ -48,8 +52,8 @@ at::Tensor columns(const Conv& c, const at::Tensor& x) {
   return col;
 }
 
-at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                        at::IntArrayRef stride, at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group) {
+at::Tensor conv_forward_plain(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                              at::IntArrayRef stride, at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group) {
   const char* op = "conv_forward";
   const Conv c = setup(op, input, weight, stride, pad, dilation, group);
   if (bias) {
@@ -84,7 +88,7 @@ at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const
   return top;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward_plain(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
     at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group, std::array<bool, 3> output_mask,
     const std::optional<at::Tensor>& weight_diff, const std::optional<at::Tensor>& bias_diff) {
@@ -196,6 +200,34 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ip_backward(
 }
 
 }  // namespace
+// A ReLU fused by the net (see csrc/cpu/convolution.cpp): on CUDA the ReLU op itself, after the
+// convolution's forward and before its backward.
+at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                        at::IntArrayRef stride, at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group,
+                        std::optional<double> relu_slope) {
+  at::Tensor top = conv_forward_plain(input, weight, bias, stride, pad, dilation, group);
+  if (!relu_slope) return top;
+  static auto relu = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("replicate::relu_forward", "")
+                         .typed<at::Tensor(const at::Tensor&, double)>();
+  return relu.call(top, *relu_slope);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+    at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group, std::array<bool, 3> output_mask,
+    const std::optional<at::Tensor>& weight_diff, const std::optional<at::Tensor>& bias_diff,
+    const std::optional<at::Tensor>& relu_top, double relu_slope) {
+  if (!relu_top)
+    return conv_backward_plain(grad_output, input, weight, stride, pad, dilation, group, output_mask, weight_diff,
+                               bias_diff);
+  static auto relu_back = c10::Dispatcher::singleton()
+                              .findSchemaOrThrow("replicate::relu_backward", "")
+                              .typed<at::Tensor(const at::Tensor&, const at::Tensor&, double)>();
+  return conv_backward_plain(relu_back.call(grad_output, *relu_top, relu_slope), input, weight, stride, pad, dilation,
+                             group, output_mask, weight_diff, bias_diff);
+}
+
 }  // namespace cuda_glue
 
 TORCH_LIBRARY_IMPL(replicate, CUDA, m) {

@@ -4,8 +4,10 @@ from __future__ import annotations
 import torch
 
 from .base import Layer, pair_param
+from .engine import honours_engine
 
 
+@honours_engine
 class Convolution(Layer):
     type = "Convolution"
     min_bottoms = 1
@@ -64,12 +66,18 @@ class Convolution(Layer):
         b = self.params[1] if len(self.params) > 1 else None
         return w, b, self.param_propagate_down[0], b is not None and self.param_propagate_down[1]
 
-    def forward(self, bottoms):
+    # the net may run an in-place ReLU on the top inside this layer (replicate/net.py _plan_fusion):
+    # forward/backward then get its negative_slope as ``relu_slope``
+    fuses_relu = True
+
+    def forward(self, bottoms, relu_slope=None):
         w = self.params[0].data
-        return [torch.ops.replicate.conv_forward(x, w, self._bias(), self.stride, self.pad, self.dilation, self.group)
+        return [torch.ops.replicate.conv_forward(x, w, self._bias(), self.stride, self.pad, self.dilation, self.group,
+                                                 relu_slope)
                 for x in bottoms]
 
-    def backward(self, tops, top_diffs, propagate_down, bottoms):
+    def backward(self, tops, top_diffs, propagate_down, bottoms, relu_slope=None):
+        relu = {} if relu_slope is None else {"relu_slope": relu_slope}
         w, b, want_w, want_b = self._params_wanted()
         out = []
         for i, x in enumerate(bottoms):  # Caffe: per top, bias diff then weight/bottom diffs
@@ -79,7 +87,7 @@ class Convolution(Layer):
             gx, gw, gb = torch.ops.replicate.conv_backward(
                 top_diffs[i], x, w.data, self.stride, self.pad, self.dilation, self.group,
                 [bool(propagate_down[i]), want_w, want_b], w.diff if want_w else None,
-                b.diff if want_b else None)
+                b.diff if want_b else None, relu_top=tops[i] if relu else None, **relu)
             if want_w:
                 w.diff = gw
             if want_b:

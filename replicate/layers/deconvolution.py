@@ -21,8 +21,10 @@ from __future__ import annotations
 import torch
 
 from .convolution import Convolution
+from .engine import honours_engine
 
 
+@honours_engine
 class Deconvolution(Convolution):
     type = "Deconvolution"
 

@@ -7,10 +7,12 @@ import torch
 from prototxt_like import caffe_pb2
 
 from .base import Layer
+from .engine import honours_engine
 
 _L = caffe_pb2.LRNParameter
 
 
+@honours_engine
 class LRN(Layer):
     type = "LRN"
     min_bottoms = max_bottoms = 1

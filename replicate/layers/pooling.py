@@ -7,10 +7,12 @@ import torch
 from prototxt_like import caffe_pb2
 
 from .base import Layer, pair_param
+from .engine import honours_engine
 
 _P = caffe_pb2.PoolingParameter
 
 
+@honours_engine
 class Pooling(Layer):
     type = "Pooling"
     min_bottoms = max_bottoms = 1

@@ -4,8 +4,10 @@ from __future__ import annotations
 import torch
 
 from .base import Layer
+from .engine import honours_engine
 
 
+@honours_engine
 class ReLU(Layer):
     type = "ReLU"
     min_bottoms = max_bottoms = 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .base import Layer
+from .engine import honours_engine
 
 
 def require_cpu(layer: Layer, tensors) -> None:
@@ -14,6 +15,7 @@ def require_cpu(layer: Layer, tensors) -> None:
             raise layer.error(f"CPU only: this layer type has no kernel for {t.device.type} blobs yet")
 
 
+@honours_engine
 class Sigmoid(Layer):
     type = "Sigmoid"
     min_bottoms = max_bottoms = 1

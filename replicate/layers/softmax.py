@@ -4,8 +4,10 @@ from __future__ import annotations
 import torch
 
 from .base import Layer, axis_index
+from .engine import honours_engine
 
 
+@honours_engine
 class Softmax(Layer):
     type = "Softmax"
     min_bottoms = max_bottoms = 1

@@ -7,10 +7,12 @@ import torch
 from prototxt_like import caffe_pb2
 
 from .base import Layer, axis_index
+from .engine import honours_engine
 
 _N = caffe_pb2.LossParameter
 
 
+@honours_engine
 class SoftmaxWithLoss(Layer):
     type = "SoftmaxWithLoss"
     loss_layer = True

@@ -5,8 +5,10 @@ import torch
 
 from .base import Layer
 from .sigmoid import require_cpu
+from .engine import honours_engine
 
 
+@honours_engine
 class TanH(Layer):
     type = "TanH"
     min_bottoms = max_bottoms = 1

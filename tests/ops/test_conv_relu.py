@@ -1,0 +1,197 @@
+"""The convolution's fused in-place ReLU and fast mode's several-images-per-GEMM path.
+
+* With ``relu_slope`` / ``relu_top`` the op gives the same bits as the convolution and the ReLU op
+  run apart, in exact mode (Caffe's order) and in fast mode alike: the ReLU is Caffe's expression
+  element by element, applied at another moment.
+* A net runs an in-place ReLU inside the convolution before it (replicate/net.py _plan_fusion); in
+  a training net every output and parameter diff is bit-identical with the fusion turned off, and
+  ``forward(end=conv)`` still leaves the convolution's own output.
+* Fast mode multiplies several images at once when an image has few output pixels; its results
+  stay within the fast-mode tolerance of exact mode's (no bits promised there).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from replicate import ops as R
+from tests.ops.golden import exact_blas_ready
+
+ops = torch.ops.replicate
+
+# (N, C, H, W), (num_output, kh, kw), stride, pad, group: output pixels from 4 to 400 (fast mode's
+# batching: images with fewer than 512 output pixels go several to a GEMM), a 1x1 and a grouped one
+SHAPES = [
+    ((7, 6, 13, 13), (8, 3, 3), 1, 1, 2),     # 169 pixels: 4 images per GEMM in fast mode
+    ((5, 4, 20, 20), (6, 3, 3), 1, 1, 1),     # 400 pixels: 2 per GEMM
+    ((9, 3, 6, 5), (4, 2, 2), 2, 0, 1),       # 6 pixels: 16 per GEMM (more than the 9 images)
+    ((3, 5, 24, 24), (4, 5, 5), 1, 2, 1),     # 576 pixels: one image per GEMM
+    ((6, 8, 7, 7), (4, 1, 1), 1, 0, 2),       # 1x1, grouped: the image is its own columns
+    ((18, 4, 9, 9), (6, 3, 3), 2, 1, 2),      # 25 pixels, 18 images: two fixed blocks of 16
+]
+
+
+def _case(shape, seed=0, dtype=torch.float32):
+    (n, c, h, w), (m, kh, kw), stride, pad, group = shape
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, h, w, generator=g, dtype=dtype)
+    weight = torch.randn(m, c // group, kh, kw, generator=g, dtype=dtype) * 0.3
+    bias = torch.randn(m, generator=g, dtype=dtype)
+    args = ([stride, stride], [pad, pad], [1, 1], group)
+    return x, weight, bias, args
+
+
+def _bits(t):
+    return t.contiguous().view(torch.int32 if t.dtype == torch.float32 else torch.int64)
+
+
+@pytest.fixture(params=["exact", "fast"])
+def mode(request):
+    if request.param == "exact":
+        exact_blas_ready()
+    before = R.get_blas()
+    R.set_blas(request.param)
+    yield request.param
+    R.set_blas(before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[0])) + f"_k{s[1][1]}_g{s[4]}")
+def test_fused_relu_same_bits_as_apart(mode, shape, slope, dtype):
+    x, w, b, args = _case(shape, dtype=dtype)
+    top = ops.conv_forward(x, w, b, *args)
+    apart = ops.relu_forward(top, slope)
+    fused = ops.conv_forward(x, w, b, *args, relu_slope=slope)
+    assert torch.equal(_bits(fused), _bits(apart))
+    assert (fused < 0).any() == (slope != 0)
+
+    g = torch.Generator().manual_seed(1)
+    diff = torch.randn(top.shape, generator=g, dtype=dtype)
+    mask = [True, True, True]
+    ref = ops.conv_backward(ops.relu_backward(diff, apart, slope), x, w, *args, mask)
+    got = ops.conv_backward(diff, x, w, *args, mask, relu_top=fused, relu_slope=slope)
+    for a, r in zip(got, ref):
+        assert torch.equal(_bits(a), _bits(r))
+    # accumulating into given diffs, and the bottom diff alone
+    wd, bd = torch.randn(w.shape, generator=g, dtype=dtype), torch.randn(b.shape, generator=g, dtype=dtype)
+    ref = ops.conv_backward(ops.relu_backward(diff, apart, slope), x, w, *args, mask, wd.clone(), bd.clone())
+    got = ops.conv_backward(diff, x, w, *args, mask, wd.clone(), bd.clone(), relu_top=fused, relu_slope=slope)
+    for a, r in zip(got, ref):
+        assert torch.equal(_bits(a), _bits(r))
+    only_x = ops.conv_backward(diff, x, w, *args, [True, False, False], relu_top=fused, relu_slope=slope)
+    assert torch.equal(_bits(only_x[0]), _bits(ref[0]))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[0])) + f"_k{s[1][1]}_g{s[4]}")
+def test_fast_batched_within_tolerance_of_exact(shape):
+    exact_blas_ready()
+    before = R.get_blas()
+    x, w, b, args = _case(shape, seed=3, dtype=torch.float64)  # float64: the sums' order hardly shows
+    diff = torch.randn(ops.conv_forward(x, w, b, *args).shape, dtype=torch.float64,
+                       generator=torch.Generator().manual_seed(4))
+    out = {}
+    try:
+        for m in ("exact", "fast"):
+            R.set_blas(m)
+            out[m] = (ops.conv_forward(x, w, b, *args, relu_slope=0.0),
+                      *ops.conv_backward(diff, x, w, *args, [True, True, True]))
+    finally:
+        R.set_blas(before)
+    for a, e in zip(out["fast"], out["exact"]):
+        torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10)
+
+
+def test_relu_top_shape_checked():
+    x, w, b, args = _case(SHAPES[0])
+    top = ops.conv_forward(x, w, b, *args)
+    with pytest.raises(RuntimeError, match="relu_top"):
+        ops.conv_backward(top, x, w, *args, [True, True, True], relu_top=top[:, :1], relu_slope=0.0)
+
+
+NET = """
+name: "fuse"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 6 dim: 3 dim: 12 dim: 12 } } }
+layer { name: "label" type: "Input" top: "label" input_param { shape { dim: 6 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 8 kernel_size: 3 pad: 1 weight_filler { type: "gaussian" std: 0.3 }
+                      bias_filler { type: "constant" value: 0.1 } } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2"
+  convolution_param { num_output: 6 kernel_size: 3 stride: 2 group: 2 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "relu2" type: "ReLU" bottom: "conv2" top: "conv2" relu_param { negative_slope: 0.2 } }
+layer { name: "conv3" type: "Convolution" bottom: "conv2" top: "conv3"
+  convolution_param { num_output: 4 kernel_size: 1 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "relu3" type: "ReLU" bottom: "conv3" top: "relu3" }
+layer { name: "fc" type: "InnerProduct" bottom: "relu3" top: "fc"
+  inner_product_param { num_output: 5 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+"""
+
+
+def _net(tmp_path, fuse: bool, monkeypatch):
+    from prototxt_like import caffe_pb2
+    from replicate.net import Net
+    from replicate.rng import CaffeRNG
+    monkeypatch.setenv("REPLICATE_FUSE_RELU", "1" if fuse else "0")
+    path = tmp_path / "net.prototxt"
+    path.write_text(NET)
+    net = Net(str(path), caffe_pb2.TRAIN, rng=CaffeRNG(5))
+    g = torch.Generator().manual_seed(2)
+    net.blobs["data"].data = torch.randn(6, 3, 12, 12, generator=g)
+    net.blobs["label"].data = (torch.arange(6) % 5).float()
+    return net
+
+
+def test_net_fuses_in_place_relus_only(tmp_path, monkeypatch):
+    net = _net(tmp_path, True, monkeypatch)
+    # relu3 writes another blob: not in place, not fused
+    assert net.fused_layers() == [("conv1", "relu1"), ("conv2", "relu2")]
+    assert _net(tmp_path, False, monkeypatch).fused_layers() == []
+
+
+@pytest.mark.parametrize("blas", ["exact", "fast"])
+def test_net_training_pass_same_bits_fused_or_not(tmp_path, monkeypatch, blas):
+    if blas == "exact":
+        exact_blas_ready()
+    before = R.get_blas()
+    R.set_blas(blas)
+    try:
+        results = []
+        for fuse in (True, False):
+            net = _net(tmp_path, fuse, monkeypatch)
+            net.release_after_backward = True  # as the solver's train net: backward fuses too
+            loss = net.forward()
+            net.backward()
+            results.append((loss, [p.diff.clone() for p in net.learnable], [p.data.clone() for p in net.learnable]))
+    finally:
+        R.set_blas(before)
+    (l1, d1, _), (l2, d2, _) = results
+    assert l1 == l2
+    for a, b in zip(d1, d2):
+        assert torch.equal(_bits(a), _bits(b))
+
+
+def test_partial_forward_keeps_the_convolutions_own_output(tmp_path, monkeypatch):
+    net = _net(tmp_path, True, monkeypatch)
+    conv1 = net.layer_names.index("conv1")
+    net.forward(0, conv1)
+    raw = net.blobs["conv1"].data.clone()
+    assert (raw < 0).any()  # the ReLU has not run
+    net.forward(conv1 + 1, conv1 + 1)
+    assert torch.equal(net.blobs["conv1"].data, torch.relu(raw))
+    # a whole pass: rectified in place, as Caffe's blob holds it
+    net.forward()
+    assert not (net.blobs["conv1"].data < 0).any()
+
+
+def test_pycaffe_style_backward_keeps_caffes_blob_diffs(tmp_path, monkeypatch):
+    """Outside a training loop that frees diffs, backward does not fuse: the in-place blob's diff
+    after backward is the ReLU's bottom diff, as in Caffe."""
+    diffs = []
+    for fuse in (True, False):
+        net = _net(tmp_path, fuse, monkeypatch)
+        net.forward()
+        net.backward()
+        diffs.append(net.blobs["conv1"].diff.clone())
+    assert torch.equal(_bits(diffs[0]), _bits(diffs[1]))
