@@ -512,8 +512,11 @@ class Net:
         return loss
 
     def clear_param_diffs(self) -> None:
+        # In the solver's train net nothing writes a diff in place between this clear and the
+        # backward, so the layers may take the zeros as known (Param.release_zeroed_diff).
         for p in self.learnable:
             p.diff.zero_()
+            p.zeroed = self.release_after_backward
 
     def set_input_arrays(self, data, labels, layer: Optional[str] = None) -> None:
         """MemoryDataLayer::Reset on the first (or the named) MemoryData layer."""
@@ -638,6 +641,17 @@ class _ReshapedParam(Param):
     @diff.setter
     def diff(self, v):
         self.owner.diff = v.reshape(self.owner.shape)
+
+    @property
+    def zeroed(self):
+        return False  # a view is never released (its owner may be)
+
+    @zeroed.setter
+    def zeroed(self, v):
+        pass
+
+    def release_zeroed_diff(self) -> bool:
+        return False
 
     @property
     def shape(self):

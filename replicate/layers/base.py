@@ -28,11 +28,30 @@ class LayerError(ValueError):
 class Param:
     """A learnable blob: ``data`` and the ``diff`` the backward pass accumulates into."""
 
-    __slots__ = ("data", "diff")
+    __slots__ = ("data", "_diff", "zeroed")
 
     def __init__(self, data: Tensor):
         self.data = data.contiguous()
         self.diff = torch.zeros_like(self.data)
+
+    # ``zeroed``: the diff is known to hold zeros (set by the solver's Net.clear_param_diffs, reset by
+    # every assignment of ``diff``): a backward may then start from fresh zeros instead of a copy.
+    @property
+    def diff(self):
+        return self._diff
+
+    @diff.setter
+    def diff(self, v):
+        self._diff = v
+        self.zeroed = False
+
+    def release_zeroed_diff(self) -> bool:
+        """When the diff is known to be zero, drop it (the layer's op then accumulates into fresh
+        zeros and assigns ``diff``, holding one buffer where a copy would hold two) and say so."""
+        if not self.zeroed:
+            return False
+        self.diff = None
+        return True
 
     @property
     def shape(self):
