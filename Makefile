@@ -11,7 +11,7 @@ PARITY_ENV := OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1
 CSRC := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 CU := $(shell find csrc -name '*.cu')
 
-.PHONY: test demo bench deps build openblas boost cuda-compile clean
+.PHONY: test demo demo-full bench deps build openblas boost cuda-compile clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,12 @@ test: build openblas boost cuda-compile
 DEMO_OUT ?= demo
 demo: build openblas
 	$(PY) -m replicate demo --out $(DEMO_OUT)
+
+# All five of the paper's findings (Figures 2 and 3): adds the natural/man-made analogue, the random
+# frozen networks and bases trained to their plateau (54 networks; README, make demo-full).
+DEMO_FULL_OUT ?= demo-full
+demo-full: build openblas
+	$(PY) -m replicate demo --full --out $(DEMO_FULL_OUT)
 
 bench: build openblas
 	$(PY) bench/run.py --out bench/results.json

@@ -10,12 +10,21 @@ and what makes them specific to the classes they were trained on.  Each image pl
 composition at a random position and scale, jitters each part, adds distractor parts from the same
 vocabulary, a low-frequency background and pixel noise.
 
+*Families* (the paper's natural / man-made split, in miniature): the classes come in two families
+(class k is in family k mod 2) and each family draws its parts, and its images' distractors, from
+its own part of the vocabulary; the two parts overlap in ``family_shared`` parts only (2 of 14 by
+default).  The release's random halves mix both families, so they share the whole vocabulary; the
+family halves (``half_nat_idx.txt`` / ``half_man_idx.txt``: family 0 = "natural" = halfnatmanA,
+family 1 = "man-made" = halfnatmanB) share two parts.  ``families=1``: one vocabulary for all.
+
 Written in the ILSVRC layout that ``lists``/``splits``/``pack`` read, as JPEG:
 
 * ``OUT/train/<wnid>/<wnid>_<k>.JPEG``, ``OUT/val/ILSVRC2012_val_<k>.JPEG``;
 * ``OUT/synsets.txt`` (wnids in class order), ``OUT/synset_words.txt`` (wnid and what the class is);
 * ``OUT/val_ground_truth.txt`` (``FILE WNID``), and Caffe's ``OUT/train.txt`` / ``OUT/val.txt``
-  lists (``FILE LABEL``; the same lines ``lists`` writes to ``whole_train``/``whole_valid``).
+  lists (``FILE LABEL``; the same lines ``lists`` writes to ``whole_train``/``whole_valid``);
+* ``OUT/half_nat_idx.txt``, ``OUT/half_man_idx.txt``: the two families' class indices, one a line
+  (the release's ``ilsvrc12/half_{nat,man}_idx.txt``, for ``splits --natural-classes/--manmade-classes``).
 
 The whole set is a pure function of ``--seed`` and the sizes: the same arguments give the same
 bytes (tested).
@@ -32,7 +41,7 @@ import numpy as np
 
 from replicate.fileio import atomic_write
 
-__all__ = ["SynthSpec", "Part", "make_classes", "render", "write_synth"]
+__all__ = ["SynthSpec", "Part", "make_classes", "family_vocabularies", "family_indices", "render", "write_synth"]
 
 PART_TYPES = ("bar", "corner", "grating", "blob", "ring")
 ORIENTED = {"bar": 4, "corner": 4, "grating": 4, "blob": 1, "ring": 1}
@@ -67,6 +76,8 @@ class SynthSpec:
     scale_range: tuple = (0.8, 1.2)
     quality: int = 90          # JPEG quality
     seed: int = 0
+    families: int = 2          # class families (1 or 2): class k is in family k mod families
+    family_shared: int = 2     # vocabulary parts both families use (families = 2)
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,8 @@ class ClassDef:
     wnid: str
     parts: tuple          # of Part
     offsets: tuple        # of (dy, dx) relative to the composition's centre, in pixels at scale 1
+    family: int = 0
+    palette: tuple = ()   # indices into the vocabulary of the family's parts (distractors come from it)
 
     def words(self) -> str:
         pos = ", ".join(f"{p} ({dy:+.0f},{dx:+.0f})" for p, (dy, dx) in zip(self.parts, self.offsets))
@@ -86,15 +99,36 @@ def _vocabulary(rng: np.random.RandomState, n: int) -> list[Part]:
     return [every[i] for i in sorted(idx)]
 
 
+def family_vocabularies(spec: SynthSpec, rng: np.random.RandomState) -> list[tuple]:
+    """Each family's vocabulary indices: with two families, a seeded shuffle of the vocabulary cut
+    into two overlapping runs that share ``family_shared`` parts."""
+    if spec.families == 1:
+        return [tuple(range(spec.vocabulary))]
+    if spec.families != 2:
+        raise ValueError(f"synth: families must be 1 or 2, not {spec.families}")
+    own = (spec.vocabulary - spec.family_shared) // 2
+    if own + spec.family_shared < spec.parts_per_class or own < 1 or spec.family_shared < 0:
+        raise ValueError(f"synth: a vocabulary of {spec.vocabulary} with {spec.family_shared} shared parts leaves "
+                         f"a family fewer than {spec.parts_per_class} parts")
+    order = [int(i) for i in rng.permutation(spec.vocabulary)]
+    first = tuple(sorted(order[:own + spec.family_shared]))
+    second = tuple(sorted(order[own:2 * own + spec.family_shared]))
+    return [first, second]
+
+
 def make_classes(spec: SynthSpec) -> tuple[list[Part], list[ClassDef]]:
-    """The vocabulary and the class compositions: distinct (parts, layout) per class."""
+    """The vocabulary and the class compositions: distinct (parts, layout) per class; class k draws
+    its parts from family k mod ``families``'s vocabulary."""
     rng = np.random.RandomState(spec.seed)
     vocab = _vocabulary(rng, spec.vocabulary)
+    palettes = family_vocabularies(spec, rng)
     reach = spec.size * 0.28  # parts sit within +-reach of the centre
     classes: list[ClassDef] = []
     seen = set()
     while len(classes) < spec.classes:
-        idx = tuple(int(i) for i in rng.choice(len(vocab), spec.parts_per_class, replace=False))
+        family = len(classes) % len(palettes)
+        palette = palettes[family]
+        idx = tuple(palette[int(i)] for i in rng.choice(len(palette), spec.parts_per_class, replace=False))
         offsets = []
         while len(offsets) < spec.parts_per_class:
             dy, dx = (float(v) for v in rng.uniform(-reach, reach, 2))
@@ -105,8 +139,14 @@ def make_classes(spec: SynthSpec) -> tuple[list[Part], list[ClassDef]]:
             continue
         seen.add(key)
         wnid = f"n9{len(classes):07d}"
-        classes.append(ClassDef(wnid, tuple(vocab[i] for i in idx), tuple(offsets)))
+        classes.append(ClassDef(wnid, tuple(vocab[i] for i in idx), tuple(offsets), family, palette))
     return vocab, classes
+
+
+def family_indices(classes) -> list[list[int]]:
+    """Class indices of each family (the natural / man-made halves' index files)."""
+    fams = sorted({c.family for c in classes})
+    return [[k for k, c in enumerate(classes) if c.family == f] for f in fams]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +196,8 @@ def render(cls: ClassDef, vocab: list[Part], spec: SynthSpec, rng: np.random.Ran
     # distractors first (the composition draws over them)
     placed = []
     for _ in range(rng.poisson(spec.distractors)):
-        p = vocab[rng.randint(len(vocab))]
+        palette = cls.palette or range(len(vocab))
+        p = vocab[palette[rng.randint(len(palette))]]
         placed.append((p, rng.uniform(3, n - 3), rng.uniform(3, n - 3), rng.uniform(*spec.scale_range)))
     s = rng.uniform(*spec.scale_range)
     margin = n * 0.28 * s + 4 * s
@@ -232,6 +273,10 @@ def write_synth(out, spec: SynthSpec = SynthSpec(), progress: bool = True,
     atomic_write(out / "train.txt", "".join(train_lines))
     atomic_write(out / "val.txt", "".join(val_lines))
     atomic_write(out / "vocabulary.txt", "".join(f"{p}\n" for p in vocab))
+    fams = family_indices(classes)
+    if len(fams) == 2:
+        atomic_write(out / "half_nat_idx.txt", "".join(f"{k}\n" for k in fams[0]))
+        atomic_write(out / "half_man_idx.txt", "".join(f"{k}\n" for k in fams[1]))
     if sample_sheet:
         _sample_sheet(out / sample_sheet, classes, vocab, spec)
     return {"classes": len(classes), "train": len(train_lines), "valid": len(val_lines), "out": str(out)}

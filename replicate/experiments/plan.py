@@ -100,6 +100,9 @@ class Scale:
     conv1_stride: int = 4
     fan_in_std: int = 0
     step_fraction: float = 0.0
+    base_iter_multiple: int = 1
+
+    BASE_KINDS = ("base", "natman_base", "full_imagenet_base")
 
     def resolved_stepsize(self) -> int:
         if self.stepsize is not None:
@@ -112,6 +115,9 @@ class Scale:
         if net.kind == "reduced":
             lr = float(Fraction(repr(float(self.base_lr))) * REDUCED_LR)
             return lr, _round(self.max_iter * REDUCED_ITER), _round(self.resolved_stepsize() * REDUCED_STEP)
+        if net.kind in self.BASE_KINDS and self.base_iter_multiple != 1:  # bases run to their plateau
+            m = int(self.base_iter_multiple)
+            return float(self.base_lr), self.max_iter * m, self.resolved_stepsize() * m
         return float(self.base_lr), self.max_iter, self.resolved_stepsize()
 
     def outputs(self) -> dict[str, int]:
@@ -132,6 +138,8 @@ class Scale:
                 raise PlanError(f"--{f.replace('_', '-')} must not be negative, not {getattr(self, f)}")
         if not (math.isfinite(self.step_fraction) and 0 <= self.step_fraction <= 1):
             raise PlanError(f"--step-fraction must be in (0, 1] (0: the release's 2/9), not {self.step_fraction}")
+        if int(self.base_iter_multiple) < 1:
+            raise PlanError(f"--base-iter-multiple must be at least 1, not {self.base_iter_multiple}")
         if self.stepsize is not None and self.stepsize < 1:
             raise PlanError(f"--stepsize must be at least 1, not {self.stepsize}")
         if self.random_seed is not None and self.random_seed < 0:
@@ -655,6 +663,8 @@ def _parser() -> argparse.ArgumentParser:
                             "(paper: unset)",
              "width": "multiplier of conv1..conv5, fc6, fc7 num_output (rounded half up)",
              "num_classes": "fc8 num_output (the release: 1000, even for 500-class halves)",
+             "base_iter_multiple": "the bases (half*, halfnatman*, netbase) run max-iter and stepsize times this, "
+                                   "so they reach their plateau (paper and mini: 1; the demo's --full: 3)",
              "fan_in_std": "1: each weight filler's std times sqrt(CaffeNet's fan-in / this net's), so a narrow "
                            "net starts with CaffeNet's per-layer signal gain (paper: 0)"}
     for f in fields(Scale):

@@ -111,3 +111,45 @@ def test_splits_of_a_40_class_set(tmp_path, capsys):
     got = read_list(tmp_path / "s" / "half0B_train" / "files.txt")
     assert sorted({int(f.split("/")[0][2:]) for f, _ in got}) == b
     assert sorted({label for _, label in got}) == list(range(20))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_families_share_few_parts_random_halves_share_all(seed):
+    """The natural / man-made analogue: the families' halves share ``family_shared`` parts (2 of 14),
+    measured from the class definitions; the random halves mix both families and share (nearly) all."""
+    from data_prep.synth import family_indices
+    spec = SynthSpec(seed=seed)
+    vocab, classes = make_classes(spec)
+    nat, man = family_indices(classes)
+    assert nat == list(range(0, 40, 2)) and man == list(range(1, 40, 2))
+    parts = [{p for i in fam for p in classes[i].parts} for fam in (nat, man)]
+    assert len(parts[0] & parts[1]) <= spec.family_shared
+    assert len(parts[0] | parts[1]) >= spec.vocabulary - 1
+    palettes = [{vocab[i] for i in classes[fam[0]].palette} for fam in (nat, man)]
+    assert len(palettes[0] & palettes[1]) == spec.family_shared and all(len(p) == 8 for p in palettes)
+    a, b = random_half_classes(0, 40)
+    parts_a = {p for i in a for p in classes[i].parts}
+    parts_b = {p for i in b for p in classes[i].parts}
+    assert len(parts_a & parts_b) >= spec.vocabulary - 2 > 3 * spec.family_shared
+    # one family: the data set as before families (every class may use every part)
+    vocab1, classes1 = make_classes(SynthSpec(seed=seed, families=1))
+    assert vocab1 == vocab and {c.family for c in classes1} == {0}
+
+
+def test_family_index_files_and_distractors(small):
+    nat = [int(x) for x in (small / "half_nat_idx.txt").read_text().split()]
+    man = [int(x) for x in (small / "half_man_idx.txt").read_text().split()]
+    assert nat == [0, 2, 4] and man == [1, 3, 5]
+    vocab, classes = make_classes(SMALL)
+    # an image's distractors come from its family's parts only: with six distractors an image, a
+    # colour no part of the family has (green here) never appears
+    spec = SynthSpec(**{**SMALL.__dict__, "noise": 0.0, "distractors": 6.0})
+    from data_prep.synth import COLOURS
+    c = classes[1]
+    allowed = {vocab[i].colour for i in c.palette}
+    banned = {col for col in COLOURS if col not in allowed}
+    rng = np.random.RandomState(0)
+    img = np.concatenate([render(c, vocab, spec, rng).reshape(-1, 3) for _ in range(20)]).astype(float)
+    for col in banned:
+        want = np.asarray(COLOURS[col]) * 255
+        assert np.min(np.abs(img - want).max(axis=1)) > 25, col
