@@ -8,15 +8,16 @@ The paper's pipeline end to end, with the real tools at every step:
    and the family halves (the natural / man-made analogue, ``halfnatmanA/B``);
 3. ``data_prep pack`` and ``mean``: an LMDB per half and set, the train halves' means;
 4. ``replicate plan --preset mini``: the mini CaffeNet (CaffeNet's eight learned layers, LRN, grouped
-   convolution, ceil pooling, dropout, at 1/8 width on 28 px crops) for both bases and every selffer
-   and transfer network, with and without fine-tuning, n = 1..7;
+   convolution, ceil pooling, dropout, at 1/8 width on 28 px crops, fc8 two outputs a class) for
+   Figure 2's networks (both random halves' bases and every selffer and transfer network, with and
+   without fine-tuning, n = 1..7) and Figure 3's (the family halves' bases and their transfers both
+   ways, ``transfernatmanAB/BA_1_n``, ``netbase`` on every class and the random frozen
+   ``nolearn_1_n``): 54 networks;
 5. ``replicate sweep``: trains them, bases first, two at a time;
-6. ``replicate report``: per-network results, the Figure 2 table and PNG.
+6. ``replicate report``: per-network results, Figures 2 and 3, the findings.
 
-``--full`` (``make demo-full``) adds Figure 3's networks: the family halves' bases and their
-transfers both ways (``transfernatmanAB/BA_1_n``), ``netbase`` (every class) and the random frozen
-``nolearn_1_n``, n = 1..7 (54 networks in all), trains every base 3x longer (to its plateau) and
-gives fc8 two outputs a class (:data:`FULL_OUTPUT_MULTIPLE`: why).
+``--full`` (``make demo-full``) trains every base 3x longer, to its plateau (the paper's bases were
+trained to theirs); the other networks keep the preset's 1,200 iterations.
 
 The paper's five findings are checked by :func:`findings` with rules and thresholds fixed before
 the five-finding demo was first run (a gap counts when larger than ``TOLERANCE`` = 0.01):
@@ -52,21 +53,22 @@ from typing import Dict, List, Optional
 from ..fileio import atomic_write
 
 TARGET, SOURCE = "0A", "0B"  # the paper's B and A, in the release's names
-NETS = (f"transfer{TARGET}{TARGET}_1_*", f"transfer-ft{TARGET}{TARGET}_1_*",
-        f"transfer{SOURCE}{TARGET}_1_*", f"transfer-ft{SOURCE}{TARGET}_1_*")
-# --full adds Figure 3's networks: the family halves' bases and transfers both ways, and the random
-# frozen networks with their base trained on every class.
-FULL_NETS = NETS + ("halfnatmanA", "halfnatmanB", "transfernatmanAB_1_*", "transfernatmanBA_1_*",
-                    "netbase", "nolearn_1_*")
-FULL_SETS = ("half0A", "half0B", "halfnatmanA", "halfnatmanB", "whole")
+# Figure 2's networks (the plan adds the bases they load)
+FIGURE2_NETS = (f"transfer{TARGET}{TARGET}_1_*", f"transfer-ft{TARGET}{TARGET}_1_*",
+                f"transfer{SOURCE}{TARGET}_1_*", f"transfer-ft{SOURCE}{TARGET}_1_*")
+# Figure 3's: the family halves' bases and transfers both ways, and the random frozen networks with
+# their base trained on every class.
+NETS = FIGURE2_NETS + ("halfnatmanA", "halfnatmanB", "transfernatmanAB_1_*", "transfernatmanBA_1_*",
+                       "netbase", "nolearn_1_*")
+SETS = ("half0A", "half0B", "halfnatmanA", "halfnatmanB", "whole")
 FULL_BASE_ITER_MULTIPLE = 3
-# --full gives fc8 twice as many outputs as there are classes, in every network.  At this scale a net
-# whose fc8 has exactly one output per class (netbase and nolearn, trained on every class) stays at
+# fc8 has twice as many outputs as there are classes, in every network.  At this scale a net whose
+# fc8 has exactly one output per class (netbase and nolearn, trained on every class) stays at
 # chance: netbase sat at loss ln 40 for 3,600 iterations (seeds 0 and 10, base_lr 0.003 to 0.02),
 # where with 80 outputs it learns within 300.  The halves are in the release's position (1000
 # outputs for 500 classes): outputs no label names give the first iterations a gradient that moves
 # the net off its start.  The release's netbase (1000 outputs, 1000 classes) learned at full scale.
-FULL_OUTPUT_MULTIPLE = 2
+OUTPUT_MULTIPLE = 2
 # Figure 2's groups, as the paper labels them, and the release's kinds behind them.
 COLUMNS = (("baseB", "base"), ("BnB", "selffer"), ("BnB+", "selffer_ft"), ("AnB", "transfer"),
            ("AnB+", "transfer_ft"))
@@ -305,7 +307,7 @@ def findings(c: dict, tol: float = TOLERANCE) -> List[dict]:
 def verdict(rows: List[dict], column: str = "top1_mean_best10", tolerance: float = TOLERANCE) -> List[tuple]:
     """The paper's five findings, checked on the demo's numbers: (finding, holds, numbers); holds is
     None for a finding whose networks the run did not train (``--full`` trains them all)."""
-    return [(f["finding"], f["holds"], f["detail"] or "not run: python -m replicate demo --full")
+    return [(f["finding"], f["holds"], f["detail"] or "not run: its networks have no results")
             for f in findings(curves(rows, column), tolerance)]
 
 
@@ -373,10 +375,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="2014: the paper's own Caffe (plan --caffe 2014: the release's V0 files on LevelDBs, "
                          "trained with train --caffe 2014); default 1.0")
     ap.add_argument("--full", action="store_true",
-                    help="all five findings (make demo-full): adds the natural/man-made halves' bases and transfers "
-                         "(Figure 3 top), the random frozen nolearn networks and netbase (Figure 3 bottom), and "
-                         f"trains every base {FULL_BASE_ITER_MULTIPLE}x longer, to its plateau, with fc8 "
-                         f"{FULL_OUTPUT_MULTIPLE} outputs a class")
+                    help=f"make demo-full: the same networks, every base trained {FULL_BASE_ITER_MULTIPLE}x longer, "
+                         "to its plateau (the paper's bases were trained to theirs)")
     ap.add_argument("--base-iter-multiple", type=int, default=None,
                     help=f"the bases' iterations (and step) times this (default 1; {FULL_BASE_ITER_MULTIPLE} "
                          "with --full)")
@@ -391,9 +391,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                      seed=a.seed)
     data = prepare_data(out, spec, progress=progress, workers=workers,
                         backend="leveldb" if a.caffe == "2014" else "lmdb",
-                        sets=FULL_SETS if a.full else ("half0A", "half0B"))
+                        sets=SETS)
 
-    scale = replace(plan_mod.PRESETS["mini"], num_classes=spec.classes * (FULL_OUTPUT_MULTIPLE if a.full else 1))
+    scale = replace(plan_mod.PRESETS["mini"], num_classes=spec.classes * OUTPUT_MULTIPLE)
     if a.max_iter:  # the preset's schedule shape: one step at 2/3, 20 tests
         scale = replace(scale, max_iter=a.max_iter, snapshot=max(1, a.max_iter // 2),
                         test_interval=max(1, a.max_iter // 20))
@@ -403,14 +403,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if multiple != 1:
         scale = replace(scale, base_iter_multiple=multiple)
     runs = out / "runs"
-    _stage(4, 6, f"plan{' --caffe 2014' if a.caffe == '2014' else ''}: mini CaffeNet, baseA, baseB, BnB, BnB+, "
-                 f"AnB, AnB+ for n = 1..7"
-                 + (", natural/man-made bases and transfers both ways, netbase and nolearn for n = 1..7"
-                    if a.full else "")
+    _stage(4, 6, f"plan{' --caffe 2014' if a.caffe == '2014' else ''}: mini CaffeNet, fc8 {scale.num_classes} "
+                 f"outputs; baseA, baseB, BnB, BnB+, AnB, AnB+ for n = 1..7 (Figure 2); natural/man-made "
+                 f"bases and transfers both ways, netbase and nolearn for n = 1..7 (Figure 3)"
                  + (f"; bases {scale.solver_numbers(plan_mod.classify('half0A'))[1]} iterations, the others "
                     f"{scale.max_iter}" if multiple != 1 else "") + f" -> {runs}")
     try:
-        plan_mod.write_plan(runs, data, nets=list(FULL_NETS if a.full else NETS), scale=scale, check_data=True,
+        plan_mod.write_plan(runs, data, nets=list(NETS), scale=scale, check_data=True,
                             log=lambda m: print(f"  {m}"), caffe=a.caffe)
     except plan_mod.PlanError as e:
         print(f"demo: plan: {e}", file=sys.stderr)

@@ -231,8 +231,8 @@ def _trainer_entry() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before prctl
             os._exit(137)
-    from replicate.__main__ import main
-    sys.exit(main(["train", *args]))
+    from replicate.__main__ import exit_now, main
+    exit_now(main(["train", *args]))  # without Python's teardown, as python -m replicate train
 
 
 # -- snapshot integrity ----------------------------------------------------------------------------

@@ -198,7 +198,7 @@ def test_tiny_demo_in_2014_mode(tmp_path):
     assert json.loads((out / "runs" / "plan.json").read_text())["caffe"] == "2014"
     assert (out / "data" / "half0A_train_leveldb").is_dir() and not (out / "data" / "half0A_train_lmdb").exists()
     rows = list(csv.DictReader((out / "report" / "results.csv").open(newline="")))
-    assert len(rows) == 30 and {r["last_iter"] for r in rows} == {"3"}
+    assert len(rows) == 54 and {r["last_iter"] for r in rows} == {"3"}
     assert (out / "runs" / "transfer0B0A_1_7" / "caffe_imagenet_train_iter_3").is_file()
     text = (out / "report" / "demo.md").read_text()
     assert "Caffe: 2014" in text and "| n | baseB | BnB | BnB+ | AnB | AnB+ |" in text

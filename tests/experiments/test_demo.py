@@ -121,15 +121,15 @@ def test_paper_numbers_are_the_release_s(tmp_path):
         assert demo.PAPER[key] == {n: ref[pattern.format(n)] for n in range(1, 8)}
 
 
-def test_full_plans_figure3_s_networks_and_longer_bases(tmp_path, monkeypatch):
+def test_plans_figure3_s_networks_and_full_trains_longer_bases(tmp_path, monkeypatch):
     from replicate.experiments import plan as P
-    nets, _ = P.select(list(demo.FULL_NETS))
+    nets, _ = P.select(list(demo.NETS))
     names = {n.name for n in nets}
     assert {f"nolearn_1_{n}" for n in range(1, 8)} <= names and "netbase" in names
     assert {f"transfernatman{x}_1_{n}" for x in ("AB", "BA") for n in range(1, 8)} <= names
     assert {"halfnatmanA", "halfnatmanB", "half0A", "half0B"} <= names and len(names) == 54
-    assert {n.train_set for n in nets} <= set(demo.FULL_SETS)
-    # what main hands to plan: the full selection, bases x3 (stopped at the plan: no training)
+    assert {n.train_set for n in nets} <= set(demo.SETS)
+    # what main hands to plan: every network, bases x3 with --full (stopped at the plan: no training)
     seen = {}
 
     def fake_plan(runs, data, *, nets, scale, **kw):
@@ -138,15 +138,15 @@ def test_full_plans_figure3_s_networks_and_longer_bases(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "prepare_data", lambda out, spec, **kw: seen.update(sets=kw["sets"]) or tmp_path)
     monkeypatch.setattr(P, "write_plan", fake_plan)
     assert demo.main(["--out", str(tmp_path / "d"), "--full", "--quiet"]) == 1
-    assert seen["nets"] == list(demo.FULL_NETS) and seen["sets"] == demo.FULL_SETS
+    assert seen["nets"] == list(demo.NETS) and seen["sets"] == demo.SETS
     base, other = P.classify("halfnatmanB"), P.classify("nolearn_1_3")
     assert seen["scale"].solver_numbers(base)[1:] == (3600, 2400)
     assert seen["scale"].solver_numbers(other)[1:] == (1200, 800)
     assert seen["scale"].num_classes == 80  # two fc8 outputs a class: netbase leaves chance (demo.py)
     assert demo.main(["--out", str(tmp_path / "e"), "--quiet"]) == 1
-    assert seen["nets"] == list(demo.NETS) and seen["sets"] == ("half0A", "half0B")
-    assert seen["scale"].num_classes == 40
+    assert seen["nets"] == list(demo.NETS) and seen["sets"] == demo.SETS
     assert seen["scale"].solver_numbers(base)[1:] == (1200, 800)
+    assert seen["scale"].num_classes == 80
     # the longer bases reach their solver files and their dependants' weights
     scale = replace(P.PRESETS["mini"], base_iter_multiple=3)
     solver = P.network_files(base, scale, tmp_path)["imagenet_solver.prototxt"]
@@ -168,7 +168,7 @@ def tiny(tmp_path_factory):
 def test_tiny_demo_end_to_end(tiny):
     out, _ = tiny
     rows = list(csv.DictReader((out / "report" / "results.csv").open(newline="")))
-    assert len(rows) == 30 and {r["last_iter"] for r in rows} == {"3"}
+    assert len(rows) == 54 and {r["last_iter"] for r in rows} == {"3"}
     by = {r["net"]: r["top1_mean_best10"] for r in rows}
     text = (out / "report" / "demo.md").read_text()
     # the table holds results.csv's numbers (one network per cell here)
@@ -177,7 +177,7 @@ def test_tiny_demo_end_to_end(tiny):
                  by[f"transfer-ft0B0A_1_{n}"]]
         assert f"| {n} |  | " + " | ".join(f"{float(c):.3f}" for c in cells) + " |" in text
     assert f"| 0 | {float(by['half0A']):.3f} |" in text
-    for f in ("figure2_lines.png", "figure2_points.png"):
+    for f in ("figure2_lines.png", "figure2_points.png", "figure3.png"):
         assert (out / "report" / "demo" / f).stat().st_size > 10000
     # the data went through the real tools: two halves of 2 classes, LMDBs and means
     for half in ("half0A", "half0B"):
@@ -191,7 +191,7 @@ def test_second_run_redoes_nothing(tiny, capsys):
     t = time.monotonic()
     assert demo.main(args) == 0
     printed = capsys.readouterr().out
-    assert printed.count("already there") == 5  # synth and the four databases
+    assert printed.count("already there") == 11  # synth and the ten databases
     assert "start on CPU" not in printed
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.caffemodel")} == before
     print(f"second run: {time.monotonic() - t:.1f} s")
