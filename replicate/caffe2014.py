@@ -142,6 +142,7 @@ def _new_param_2014(self, shape, filler, what):
 
 class Convolution2014(Convolution):
     new_param = _new_param_2014
+    fuses_relu = True  # 1.0's arithmetic: only the filling differs
 
 
 class InnerProduct2014(InnerProduct):

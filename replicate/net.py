@@ -317,7 +317,8 @@ class Net:
             return
         for lid in range(len(self.layers) - 1):
             conv, relu = self.layers[lid], self.layers[lid + 1]
-            if conv.type != "Convolution" or relu.type != "ReLU" or not getattr(conv, "fuses_relu", False):
+            # the classes themselves, not their type names: a replacement class computes its own way
+            if not (type(conv).__dict__.get("fuses_relu") and type(relu).__dict__.get("fusable_into_conv")):
                 continue
             top = self.tops[lid]
             if (len(top) != 1 or len(self.bottoms[lid]) != 1 or self.bottoms[lid + 1] != top

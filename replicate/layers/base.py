@@ -35,9 +35,11 @@ class Param:
         self.diff = torch.zeros_like(self.data)
 
     # ``zeroed``: the diff is known to hold zeros (set by the solver's Net.clear_param_diffs, reset by
-    # every assignment of ``diff``): a backward may then start from fresh zeros instead of a copy.
+    # every read or assignment of ``diff``: whoever holds the tensor may write into it, as Bias, Scale
+    # and Embed do with a blob they share): a backward may then start from fresh zeros, not a copy.
     @property
     def diff(self):
+        self.zeroed = False
         return self._diff
 
     @diff.setter

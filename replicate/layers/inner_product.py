@@ -58,13 +58,15 @@ class InnerProduct(Layer):
         want_b = b is not None and self.param_propagate_down[1]
         # diffs known to be zero are not passed: the op adds into fresh zeros (the same bits) and
         # fc6's 151 MB diff is not copied while the old one is alive
-        acc_w = want_w and not w.release_zeroed_diff()
+        # (the bias first: a bias that is a view of the weight reads, and so keeps, the weight's diff)
         acc_b = want_b and not b.release_zeroed_diff()
+        bdiff = b.diff.reshape(self._shapes[1]) if acc_b else None
+        acc_w = want_w and not w.release_zeroed_diff()
+        wdiff = w.diff.reshape(self._shapes[0]) if acc_w else None
         try:
             gx, gw, gb = torch.ops.replicate.inner_product_backward(
                 top_diffs[0].reshape(m, self.num_output), x.reshape(m, k), self._data(0), self.transpose,
-                [bool(propagate_down[0]), want_w, want_b], w.diff.reshape(self._shapes[0]) if acc_w else None,
-                b.diff.reshape(self._shapes[1]) if acc_b else None)
+                [bool(propagate_down[0]), want_w, want_b], wdiff, bdiff)
         except BaseException:
             for p, acc, want in ((w, acc_w, want_w), (b, acc_b, want_b)):
                 if want and not acc:

@@ -11,6 +11,7 @@ from .engine import honours_engine
 class ReLU(Layer):
     type = "ReLU"
     min_bottoms = max_bottoms = 1
+    fusable_into_conv = True  # Net._plan_fusion: a Convolution may apply it (csrc/cpu/relu.h's arithmetic)
 
     def forward(self, bottoms):
         return [torch.ops.replicate.relu_forward(bottoms[0], self.param.relu_param.negative_slope)]

@@ -230,20 +230,44 @@ def test_solver_checks(tiny):
     SGDSolver(sp(SOLVER % 5 + 'weights: "missing.caffemodel"\n'), log=NullLog(), weights=["w.caffemodel"]).close()
 
 
-def test_known_zero_diffs_give_the_same_bits(tiny):
+SHARED_BIAS = NET.replace(
+    'layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"\n',
+    'layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc" param { } param { name: "b" }\n').replace(
+    'layer { name: "loss"',
+    'layer { name: "bias" type: "Bias" bottom: "fc" top: "fcb" param { name: "b" } bias_param { axis: 1 num_axes: 1 } }\n'
+    'layer { name: "loss"').replace('bottom: "fc" bottom: "label" top: "loss"', 'bottom: "fcb" bottom: "label" top: "loss"')
+
+
+@pytest.mark.parametrize("net", ["tiny", "shared_bias"])
+def test_known_zero_diffs_give_the_same_bits(tiny, net, monkeypatch):
     """The solver's train net hands InnerProduct a diff known to be zero as none (the op adds into
-    fresh zeros, so fc6's diff is never copied); with iter_size 2 the second pass must accumulate.
-    The same run with the flag never set (as pycaffe's nets) gives the same bits."""
+    fresh zeros, so fc6's diff is never copied); with iter_size 2 the second pass must accumulate,
+    and a blob shared with a layer that adds into it in place (Bias, before the InnerProduct in
+    backward order) must keep that layer's share.  The same runs with the flag never set (as
+    pycaffe's nets) give the same bits."""
+    from replicate.layers.inner_product import InnerProduct
+    if net == "shared_bias":
+        assert SHARED_BIAS.count('name: "b"') == 2
+        (tiny / "net.prototxt").write_text(SHARED_BIAS)
+    released = []
+    backward = InnerProduct.backward
+
+    def spy(self, *a):
+        released.append(self.params[0].zeroed)
+        return backward(self, *a)
+    monkeypatch.setattr(InnerProduct, "backward", spy)
     runs = []
     for release in (True, False):
         s = solver("iter_size: 2\n", 3)
         s.param.test_interval = 0
         s.net.release_after_backward = release
+        released.clear()
         s.solve()
+        assert released == [release, False] * 3  # the first pass of each iteration starts from zeros
         fc = s.net.learnable[s.net.learnable_names.index("fc/0")]
         assert not fc.zeroed  # every backward's assignment resets the flag
         s.net.clear_param_diffs()
-        assert fc.zeroed is release and not fc.diff.any()
+        assert fc.zeroed is release and not fc.diff.any() and not fc.zeroed
         runs.append([p.data.clone() for p in s.net.learnable])
         s.close()
     for a, b in zip(*runs):
