@@ -2,6 +2,8 @@
 // ReLU (csrc/cpu/convolution.cpp), so both compute the same expression.
 #pragma once
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 namespace replicate {
 namespace cpu {
@@ -12,11 +14,23 @@ inline T relu_value(T x, T slope) {
   return std::max(x, T(0)) + slope * std::min(x, T(0));
 }
 
+template <typename T> struct FloatBits;
+template <> struct FloatBits<float> { using U = uint32_t; static constexpr U inf = 0x7f800000u; };
+template <> struct FloatBits<double> { using U = uint64_t; static constexpr U inf = 0x7ff0000000000000ull; };
+
 // bottom_diff = top_diff * ((x > 0) + slope * (x <= 0)); x is the bottom, or for Caffe's in-place
-// ReLU the rectified top (same sign pattern)
+// ReLU the rectified top (same sign pattern).  The two comparisons are read off x's bits (x > 0:
+// sign clear, not zero, not NaN; x <= 0: neither that nor NaN), giving Caffe's 1s and 0s without a
+// branch: compared as floats, GCC branches on each element (the comparisons may trap), and random
+// signs made that 5x slower.
 template <typename T>
 inline T relu_grad(T t, T x, T slope) {
-  return t * (T(x > 0) + slope * T(x <= 0));
+  using U = typename FloatBits<T>::U;
+  U u;
+  std::memcpy(&u, &x, sizeof u);
+  const U pos = U(u - 1) < FloatBits<T>::inf;                    // 0 < u <= +inf
+  const U neg = U((u & (~U(0) >> 1)) <= FloatBits<T>::inf) & (pos ^ 1);  // not NaN, not > 0
+  return t * (T(pos) + slope * T(neg));
 }
 
 }  // namespace cpu

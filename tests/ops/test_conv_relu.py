@@ -195,3 +195,20 @@ def test_pycaffe_style_backward_keeps_caffes_blob_diffs(tmp_path, monkeypatch):
         net.backward()
         diffs.append(net.blobs["conv1"].diff.clone())
     assert torch.equal(_bits(diffs[0]), _bits(diffs[1]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("slope", [0.0, 0.25, -0.5])
+def test_relu_grad_special_values(dtype, slope):
+    """relu.h reads x > 0 and x <= 0 off x's bits (no branch): Caffe's expression for zeros of both
+    signs, subnormals, infinities and NaNs of both signs (numpy computes it with float compares)."""
+    import numpy as np
+    tiny = 1e-45 if dtype == torch.float32 else 5e-324
+    v = torch.tensor([0., -0., 1., -1., tiny, -tiny, float("inf"), -float("inf"), float("nan"), -float("nan"),
+                      3e38, -3e38], dtype=dtype)
+    t = torch.linspace(-3, 3, len(v), dtype=dtype)
+    got = torch.ops.replicate.relu_backward(t, v, slope).numpy()
+    n, T = v.numpy(), v.numpy().dtype.type
+    ref = t.numpy() * ((n > 0).astype(n.dtype) + T(slope) * (n <= 0).astype(n.dtype))
+    view = np.uint32 if dtype == torch.float32 else np.uint64
+    assert np.array_equal(got.view(view), ref.view(view))
