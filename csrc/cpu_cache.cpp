@@ -74,9 +74,17 @@ class CachingCPUAllocator final : public c10::Allocator {
   void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
 
   void release(void* p) {
-    std::lock_guard<std::mutex> g(mu_);
+    std::unique_lock<std::mutex> g(mu_);
     auto it = live_.find(p);
-    TORCH_INTERNAL_ASSERT(it != live_.end(), "replicate CPU cache: freeing a block it does not own");
+    if (it == live_.end()) {
+      // a small block of the allocator below, freed through raw_deleter() (raw_allocate /
+      // raw_deallocate, as oneDNN's scratch buffers are): its own deleter frees it
+      g.unlock();
+      const c10::DeleterFnPtr d = base_->raw_deleter();
+      TORCH_INTERNAL_ASSERT(d, "replicate CPU cache: freeing a block it does not own");
+      d(p);
+      return;
+    }
     const size_t size = it->second;
     live_.erase(it);
     live_bytes_ -= size;

