@@ -2,12 +2,16 @@
 // Forward: per outer index, the channel max (std::max in channel order), subtracted by a K=1
 // GEMM, expf, the sum of exps by GEMV over channels, division.  Backward: strided dots, a K=1
 // GEMM, product with the output.  Loss: -sum(logf(max(p, FLT_MIN))) / normalizer.
+// Fast mode in float32 takes the forward's probabilities from torch's softmax (vectorised).
 #include "softmax.h"
 
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+
+#include <ATen/ops/softmax.h>
+#include <c10/core/GradMode.h>
 
 #include "../blas.h"
 
@@ -51,6 +55,11 @@ void check_label_value(const char* op, int label, int64_t channels, int64_t inde
 }  // namespace
 
 at::Tensor softmax_forward_impl(const char* op, const at::Tensor& x, const AxisSplit& s) {
+  if (!blas::caffe_order() && x.scalar_type() == at::kFloat) {
+    // fast mode: torch's own (vectorised) softmax over the same axis, not Caffe's order of calls
+    c10::AutoGradMode no_grad(false);
+    return at::softmax(x.reshape({s.outer, s.channels, s.inner}), 1).reshape(x.sizes()).contiguous();
+  }
   at::Tensor top = x.clone(at::MemoryFormat::Contiguous);
   REPLICATE_DISPATCH(x.scalar_type(), op, [&] {
     using T = scalar_t;
