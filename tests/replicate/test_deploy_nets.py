@@ -292,13 +292,15 @@ def _exact_vs_fast(param, shape, n_out: int):
     assert_close(fa["prob"], ex["prob"], "fast vs exact prob", rel=1e-4)
     # backward through dozens of ReLUs and max pools: a value that rounds differently in fast mode
     # can flip a near-tie of a max pool (the gradient goes to another position) or a ReLU at ~0, so
-    # the diffs are compared as a whole, by their relative L2 error.  Measured: AlexNet ~5e-7 (no
-    # flip at its size), GoogLeNet ~1e-3 and ResNet-50 ~8e-4 (a few flips among ~10^5 switches); a
-    # wrong gradient would be off by O(1)
+    # the diffs are compared as a whole, by their relative L2 error.  Measured with the im2col
+    # convolution: AlexNet ~5e-7 (no flip at its size), GoogLeNet ~1e-3 and ResNet-50 ~8e-4 (a few
+    # flips among ~10^5 switches); with fast mode's oneDNN convolution (another summation order, so
+    # more near-ties flip) GoogLeNet's data diff measured 1.25e-2; a wrong gradient would be off by O(1)
     for k in ("data_diff", "first_weight_diff"):
         a, b = fa[k].astype(np.float64), ex[k].astype(np.float64)
         err = np.linalg.norm(a - b) / np.linalg.norm(b)
-        assert err <= 1e-2, f"fast vs exact {k}: relative L2 error {err:.3g}"
+        print(f"fast vs exact {k}: relative L2 error {err:.3g}")
+        assert err <= 5e-2, f"fast vs exact {k}: relative L2 error {err:.3g}"
 
 
 NETS = {
