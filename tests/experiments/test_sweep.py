@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -225,7 +226,10 @@ def test_ctrl_c_stops_trainers_with_a_snapshot(template, reference, tmp_path):
     plan = _copy(template, tmp_path / "plan")
     env = dict(os.environ, **fault_env(tmp_path, "half0A", 4, "stop"))
     cmd = [sys.executable, "-m", "replicate", "sweep", str(plan), "--nets", "half0A"]
-    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    # the sweep with SIGINT's default action, also when this test runs in a background job (a shell
+    # without job control starts those with SIGINT ignored, and Python then keeps it ignored)
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert r.returncode == 130, r.stdout + r.stderr
     st = _status(plan)["half0A"]
     assert st["status"] == "interrupted" and st["attempts"] == 1, st
