@@ -119,18 +119,24 @@ struct Scratch {
   std::vector<T> ones;
 };
 
+// Fast mode's column matrix of `count` images side by side (rows `count * S` apart, in the
+// scratch's col buffer); a 1x1 convolution's columns are the images themselves.
+template <typename T>
+const T* columns_side_by_side(const Conv& c, int64_t count, const T* x, Scratch<T>& s) {
+  if (c.is_1x1) return x;
+  const int64_t ld = count * c.S;
+  s.col.resize(c.col_rows() * ld);
+  for (int64_t j = 0; j < count; ++j) im2col(x + j * c.in_dim(), c.g, s.col.data() + j * c.S, ld);
+  return s.col.data();
+}
+
 // Fast mode's forward of `count` images: their columns side by side (rows count*S apart), one GEMM
 // per group, then per image the bias and the fused ReLU while copying out.
 template <typename T>
 void forward_images(const Conv& c, int64_t count, const T* x, const T* w, const T* bias, const T* relu_slope,
                     T* top, Scratch<T>& s) {
   const int64_t M = c.M(), ld = count * c.S;
-  const T* col = x;
-  if (!c.is_1x1) {
-    s.col.resize(c.col_rows() * ld);
-    for (int64_t j = 0; j < count; ++j) im2col(x + j * c.in_dim(), c.g, s.col.data() + j * c.S, ld);
-    col = s.col.data();
-  }
+  const T* col = columns_side_by_side(c, count, x, s);
   T* out = top;  // one image: the GEMMs write the top itself
   if (count > 1) {
     s.out.resize(c.out_channels * ld);
@@ -183,12 +189,7 @@ void backward_images(const Conv& c, int64_t count, const T* x, const T* tdiff, c
     blas::gemv<T>(blas::NoTrans, c.out_channels, ld, T(1), t, s.ones.data(), T(1), pb);
   }
   if (pw) {
-    const T* col = x;
-    if (!c.is_1x1) {
-      s.col.resize(c.col_rows() * ld);
-      for (int64_t j = 0; j < count; ++j) im2col(x + j * c.in_dim(), c.g, s.col.data() + j * c.S, ld);
-      col = s.col.data();
-    }
+    const T* col = columns_side_by_side(c, count, x, s);
     for (int64_t gi = 0; gi < c.group; ++gi)
       blas::gemm_ld<T>(blas::NoTrans, blas::Trans, M, c.kernel_dim, ld, T(1), t + gi * M * ld, ld,
                        col + gi * c.kernel_dim * ld, ld, T(1), pw + gi * M * c.kernel_dim, c.kernel_dim);
