@@ -230,12 +230,17 @@ QUICK = [case_norm1, case_pool1, case_conv2, case_fc6]
 
 
 def layers(repeats: int, sgemm_gflops: float, cases=CASES) -> dict:
+    """Both sides allocate through the same caching allocator (as ``python -m replicate train`` runs):
+    without it every call's fresh 100-300 MB output is page-faulted in, and under THP's direct
+    compaction (defrag=madvise) a first touch stalled 0.2-1 s at random, whichever side it fell on
+    (conv1's forward measured 1,235 ms and 167 ms for the same first call in two processes).  Two
+    untimed rounds first: the cache reaches its steady set of blocks in the second."""
+    R.enable_cpu_cache()
     g = torch.Generator().manual_seed(0)
     out = {}
     for make in cases:
         c = make(g)
-        heavy = c["gflop"] > 100
-        warm = 1 if heavy else 2
+        warm = 2
         print(f"{c['name']}: ours fast, ours exact, {c['native']} ...", flush=True)
         row = {"native": c["native"], "shape": c["shape"]}
         variants = {}

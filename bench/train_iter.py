@@ -4,8 +4,8 @@ grouped conv2d, nn.LocalResponseNorm, max_pool2d(ceil_mode=True), torch.optim.SG
 process, one after the other in one run, so that each peak resident memory is its own.
 
 Ours runs as ``python -m replicate train`` does: forward + backward per layer (``caffe time``'s
-method) plus the SGD update, the solver's release of tops after backward and the caching CPU
-allocator (``REPLICATE_CPU_CACHE=0`` turns it off).  ``exact`` sets up OpenBLAS's Haswell kernels
+method) plus the SGD update and the clearing of the parameter diffs (Solver::Step), the solver's
+release of tops after backward and the caching CPU allocator (``REPLICATE_CPU_CACHE=0`` turns it off).  ``exact`` sets up OpenBLAS's Haswell kernels
 and one thread itself; ``fast`` lets OpenBLAS pick its kernels for the CPU (the OPENBLAS_* variables
 are removed from the children's environment).  Every ratio is between numbers of this run.
 
@@ -51,18 +51,24 @@ def child(mode: str, iterations: int) -> dict:
     net.blobs["label"].data = torch.randint(0, 1000, net.blobs["label"].data.shape, generator=g).float()
     history = [torch.zeros_like(p.data) for p in net.learnable]
 
-    def update():
+    def update():  # Solver::Step after ForwardBackward: the update, then ClearParamDiffs for the next
         for p, h in zip(net.learnable, history):
             R.sgd_update(p.data, p.diff, h, 0.01, 0.9, 0.0005, "L2", 1.0)
+        net.clear_param_diffs()
 
+    update_s = []
+
+    def after_iteration(it, ms):  # timed apart from the layers (time_net's iterations exclude it)
+        t = time.perf_counter()
+        update()
+        update_s.append(time.perf_counter() - t)
+
+    net.clear_param_diffs()
     net.forward()  # warm-up (as caffe time's untimed first pass)
     net.backward()
     update()
-    timing = time_net(net, iterations)
-    t = time.perf_counter()
-    for _ in range(iterations):
-        update()
-    update_ms = (time.perf_counter() - t) * 1000 / iterations
+    timing = time_net(net, iterations, on_iteration=after_iteration)
+    update_ms = sum(update_s) * 1000 / iterations
     total_ms = timing.forward_total_ms + timing.backward_total_ms + update_ms
     return {
         "blas": mode, "iterations": iterations, "threads": torch.get_num_threads(), "build_s": build_s,

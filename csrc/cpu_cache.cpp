@@ -65,6 +65,7 @@ class CachingCPUAllocator final : public c10::Allocator {
       live_[p] = size;
       live_bytes_ += size;
       peak_live_ = std::max(peak_live_, live_bytes_);
+      window_peak_ = std::max(window_peak_, live_bytes_);
     }
     return {p, p, &CachingCPUAllocator::Delete, c10::Device(c10::DeviceType::CPU)};
   }
@@ -106,7 +107,14 @@ class CachingCPUAllocator final : public c10::Allocator {
 
   CacheStats stats() {
     std::lock_guard<std::mutex> g(mu_);
-    return {cached_, live_bytes_, hits_, misses_};
+    return {cached_, live_bytes_, hits_, misses_, window_peak_};
+  }
+
+  // the in-use peak reported by stats() restarts from the bytes in use now (for measuring; the
+  // footprint's own high-water mark, peak_live_, is kept)
+  void reset_peak() {
+    std::lock_guard<std::mutex> g(mu_);
+    window_peak_ = live_bytes_;
   }
 
   // Before a fresh allocation: return cached blocks (largest first) while in-use + cached + the
@@ -146,7 +154,7 @@ class CachingCPUAllocator final : public c10::Allocator {
   std::unordered_map<size_t, std::vector<void*>> free_;
   std::unordered_map<void*, size_t> live_;
   static constexpr size_t kSlack = size_t(32) << 20;
-  size_t cached_ = 0, hits_ = 0, misses_ = 0, live_bytes_ = 0, peak_live_ = 0;
+  size_t cached_ = 0, hits_ = 0, misses_ = 0, live_bytes_ = 0, peak_live_ = 0, window_peak_ = 0;
   size_t max_cached_ = size_t(8) << 30;
 };
 
@@ -174,5 +182,9 @@ void empty_cpu_cache() {
 }
 
 CacheStats cpu_cache_stats() { return g_cache ? g_cache->stats() : CacheStats{}; }
+
+void reset_cpu_cache_peak() {
+  if (g_cache) g_cache->reset_peak();
+}
 
 }  // namespace replicate

@@ -6,11 +6,13 @@ namespace replicate {
 
 struct CacheStats {
   size_t cached_bytes = 0, live_bytes = 0, hits = 0, misses = 0;
+  size_t peak_live_bytes = 0;  // the most in use at once since enabling or reset_cpu_cache_peak()
 };
 
 void enable_cpu_cache(size_t max_cached_bytes);
 bool cpu_cache_enabled();
 void empty_cpu_cache();
 CacheStats cpu_cache_stats();
+void reset_cpu_cache_peak();
 
 }  // namespace replicate

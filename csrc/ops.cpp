@@ -36,6 +36,8 @@ TORCH_LIBRARY(replicate, m) {
         "bool[3] output_mask, Tensor? weight_diff=None, Tensor? bias_diff=None) -> (Tensor, Tensor, Tensor)");
   m.def("relu_forward(Tensor input, float negative_slope) -> Tensor");
   m.def("relu_backward(Tensor grad_output, Tensor input, float negative_slope) -> Tensor");
+  // Caffe's in-place ReLU: the bottom diff overwrites the top diff (same blob)
+  m.def("relu_backward_(Tensor(a!) grad_output, Tensor input, float negative_slope) -> ()");
   m.def("dropout_forward(Tensor input, Tensor mask, float ratio) -> Tensor");
   m.def("dropout_backward(Tensor grad_output, Tensor mask, float ratio) -> Tensor");
   m.def("softmax_forward(Tensor input, int axis) -> Tensor");
@@ -164,6 +166,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("cpu_cache_stats", [] {
     auto s = replicate::cpu_cache_stats();
     return pybind11::dict(pybind11::arg("cached_bytes") = s.cached_bytes, pybind11::arg("live_bytes") = s.live_bytes,
-                          pybind11::arg("hits") = s.hits, pybind11::arg("misses") = s.misses);
+                          pybind11::arg("hits") = s.hits, pybind11::arg("misses") = s.misses,
+                          pybind11::arg("peak_live_bytes") = s.peak_live_bytes);
   });
+  m.def("reset_cpu_cache_peak", &replicate::reset_cpu_cache_peak,
+        "cpu_cache_stats()['peak_live_bytes'] restarts from the bytes in use now");
 }

@@ -485,7 +485,8 @@ class Net:
             try:
                 if fused_relu is not None and self._fused.get(lid) == fused_relu:
                     diffs = layer.backward(tops, top_diffs, pd, bottoms,
-                                           relu_slope=self.layers[fused_relu].param.relu_param.negative_slope)
+                                           relu_slope=self.layers[fused_relu].param.relu_param.negative_slope,
+                                           relu_in_place=self._diff_owned(self.tops[lid][0]))
                 else:
                     diffs = layer.backward(tops, top_diffs, pd, bottoms)
             except RuntimeError as e:
@@ -495,6 +496,17 @@ class Net:
                     self.blobs[b].diff = d
             if self.release_after_backward:
                 self._release(lid)
+
+    def _diff_owned(self, name: str) -> bool:
+        """Whether blob ``name``'s diff is contiguous and shares its memory with no other blob's diff,
+        so that a fused ReLU may write its bottom diff over it, as Caffe's in-place ReLU does (a
+        layer above may have handed down a view of its own top's diff, e.g. Flatten)."""
+        d = self.blobs[name].diff
+        if d is None or not d.is_contiguous():
+            return False
+        ptr = d.untyped_storage().data_ptr()
+        return not any(b.diff is not None and b.diff.untyped_storage().data_ptr() == ptr
+                       for n, b in self.blobs.items() if n != name)
 
     def _release(self, lid: int) -> None:
         """Training mode: once layer ``lid`` has run backward, nothing lower reads its tops (unless

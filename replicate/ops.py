@@ -86,6 +86,11 @@ def cpu_cache_stats() -> dict:
     return dict(_C.cpu_cache_stats())
 
 
+def reset_cpu_cache_peak() -> None:
+    """``cpu_cache_stats()['peak_live_bytes']`` restarts from the bytes in use now."""
+    _C.reset_cpu_cache_peak()
+
+
 def empty_cpu_cache() -> None:
     _C.empty_cpu_cache()
 
@@ -272,6 +277,11 @@ def _(input, negative_slope):
 def _(grad_output, input, negative_slope):
     _one_device("relu_backward", locals())
     return _like(input)
+
+
+@torch.library.register_fake("replicate::relu_backward_")
+def _(grad_output, input, negative_slope):
+    _one_device("relu_backward_", locals())
 
 
 @torch.library.register_fake("replicate::dropout_forward")

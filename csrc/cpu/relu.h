@@ -38,5 +38,18 @@ inline T relu_grad(T t, T x, T slope) {
   return t * (T(S(pos)) + slope * T(S(neg)));
 }
 
+// The element loops over a range (relu.cpp), compiled for AVX2 too and chosen at load time
+// (GCC's target_clones): max, min, products, sums and integer-to-float conversions give the same
+// bits at any vector width (no fused multiply-adds: -ffp-contract=off).  The in-place forms have
+// their own loops (a loop whose output may alias its input runs unvectorised when they are equal).
+void relu_value_range(const float* x, float* out, int64_t n, float slope);
+void relu_value_range(const double* x, double* out, int64_t n, double slope);
+void relu_value_in_place(float* x, int64_t n, float slope);
+void relu_value_in_place(double* x, int64_t n, double slope);
+void relu_grad_range(const float* t, const float* x, float* out, int64_t n, float slope);
+void relu_grad_range(const double* t, const double* x, double* out, int64_t n, double slope);
+void relu_grad_in_place(float* t, const float* x, int64_t n, float slope);
+void relu_grad_in_place(double* t, const double* x, int64_t n, double slope);
+
 }  // namespace cpu
 }  // namespace replicate

@@ -285,6 +285,21 @@ at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& input,
   return dx;
 }
 
+// in place: the kernel reads dy[i] and x[i] before writing dx[i] at the same index
+void relu_backward_(at::Tensor& grad_output, const at::Tensor& input, double negative_slope) {
+  check_cuda("relu_backward_", "input", input);
+  check_like("relu_backward_", "grad_output", grad_output, input, input.sizes());
+  TORCH_CHECK(grad_output.is_contiguous(), "relu_backward_: argument 'grad_output' must be contiguous (it is written "
+              "in place)");
+  const c10::cuda::CUDAGuard guard(input.device());
+  const at::Tensor x = input.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "relu_backward_", [&] {
+    scalar_t* d = grad_output.data_ptr<scalar_t>();
+    REPLICATE_CUDA_OK(cuda::relu_backward<scalar_t>(d, x.data_ptr<scalar_t>(), d, x.numel(),
+                                                    caffe_param<scalar_t>(negative_slope), stream()));
+  });
+}
+
 at::Tensor dropout_apply(const char* op, const char* arg, const at::Tensor& input, const at::Tensor& mask,
                          double ratio) {
   check_cuda(op, arg, input);
@@ -476,6 +491,7 @@ TORCH_LIBRARY_IMPL(replicate, CUDA, m) {
   m.impl("lrn_within_backward", &cuda_glue::lrn_within_backward);
   m.impl("relu_forward", &cuda_glue::relu_forward);
   m.impl("relu_backward", &cuda_glue::relu_backward);
+  m.impl("relu_backward_", &cuda_glue::relu_backward_);
   m.impl("dropout_forward", &cuda_glue::dropout_forward);
   m.impl("dropout_backward", &cuda_glue::dropout_backward);
   m.impl("softmax_forward", &cuda_glue::softmax_forward);

@@ -76,8 +76,15 @@ class Convolution(Layer):
                                                  relu_slope)
                 for x in bottoms]
 
-    def backward(self, tops, top_diffs, propagate_down, bottoms, relu_slope=None):
+    def backward(self, tops, top_diffs, propagate_down, bottoms, relu_slope=None, relu_in_place=False):
+        """``relu_in_place``: the net allows the fused ReLU's bottom diff to overwrite the top diff
+        (Caffe's in-place ReLU does; no second buffer of the top's size), else the convolution
+        applies the ReLU's derivative to its own copy."""
         relu = {} if relu_slope is None else {"relu_slope": relu_slope}
+        if relu and relu_in_place:
+            for t, d in zip(tops, top_diffs):  # Caffe: the ReLU's backward over the batch, then the convolution's
+                torch.ops.replicate.relu_backward_(d, t, relu_slope)
+            relu = {}
         w, b, want_w, want_b = self._params_wanted()
         out = []
         for i, x in enumerate(bottoms):  # Caffe: per top, bias diff then weight/bottom diffs

@@ -212,3 +212,98 @@ def test_relu_grad_special_values(dtype, slope):
     ref = t.numpy() * ((n > 0).astype(n.dtype) + T(slope) * (n <= 0).astype(n.dtype))
     view = np.uint32 if dtype == torch.float32 else np.uint64
     assert np.array_equal(got.view(view), ref.view(view))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("slope", [0.0, 0.25, -0.5])
+def test_relu_backward_in_place_same_bits(dtype, slope):
+    """relu_backward_ (the fused convolution's in-place ReLU derivative, as Caffe's in-place ReLU
+    overwrites the one blob's diff) gives relu_backward's bits, in the tensor it was given."""
+    tiny = 1e-45 if dtype == torch.float32 else 5e-324
+    special = torch.tensor([0., -0., 1., -1., tiny, -tiny, float("inf"), -float("inf"), float("nan"), 3e38],
+                           dtype=dtype)
+    g = torch.Generator().manual_seed(4)
+    v = torch.cat([special, torch.randn(50000, generator=g, dtype=dtype)])
+    t = torch.randn(v.shape, generator=g, dtype=dtype)
+    want = torch.ops.replicate.relu_backward(t, v, slope)
+    got = t.clone()
+    torch.ops.replicate.relu_backward_(got, v, slope)
+    assert torch.equal(_bits(got), _bits(want))
+    with pytest.raises(RuntimeError, match="contiguous"):
+        torch.ops.replicate.relu_backward_(t.view(2, -1).t(), v.view(2, -1).t(), slope)
+
+
+SHARED_DIFF_NET = """
+name: "shared_diff"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 4 dim: 2 dim: 6 dim: 6 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 3 kernel_size: 3 weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" relu_param { negative_slope: 0.2 } }
+layer { name: "flat" type: "Flatten" bottom: "conv1" top: "flat" loss_weight: 2 }
+"""
+
+
+@pytest.mark.parametrize("blas", ["exact", "fast"])
+def test_fused_backward_leaves_a_diff_it_shares_alone(tmp_path, monkeypatch, blas):
+    """Flatten hands down a view of its top's diff, and a top with a loss weight keeps its diff (the
+    weights) after backward: the fused ReLU must not write its derivative over it; the parameter
+    diffs are those of the layers run apart."""
+    from prototxt_like import caffe_pb2
+    from replicate.net import Net
+    from replicate.rng import CaffeRNG
+    if blas == "exact":
+        exact_blas_ready()
+    before = R.get_blas()
+    R.set_blas(blas)
+    path = tmp_path / "net.prototxt"
+    path.write_text(SHARED_DIFF_NET)
+    try:
+        results = []
+        for fuse in ("1", "0"):
+            monkeypatch.setenv("REPLICATE_FUSE_RELU", fuse)
+            net = Net(str(path), caffe_pb2.TRAIN, rng=CaffeRNG(3))
+            assert bool(net.fused_layers()) == (fuse == "1")
+            net.release_after_backward = True
+            net.blobs["data"].data = torch.randn(4, 2, 6, 6, generator=torch.Generator().manual_seed(1))
+            net.forward()
+            weights = net.blobs["flat"].diff.clone()
+            net.backward()
+            assert torch.equal(_bits(net.blobs["flat"].diff), _bits(weights))  # still the loss weights
+            results.append([p.diff.clone() for p in net.learnable])
+    finally:
+        R.set_blas(before)
+    for a, b in zip(*results):
+        assert torch.equal(_bits(a), _bits(b))
+
+
+def test_fast_onednn_slices_a_large_batch():
+    """Fast mode hands a float32 batch whose output passes 80 MB (backward: input + output past
+    128 MB) to oneDNN in slices of images (csrc/cpu/convolution.cpp); 9 images of 32 x 380 x 380
+    (159 MB out, 164 MB in + out) go as 5 + 4 both ways.  The slices' results and the parameter diffs summed over slices agree
+    with torch's one call on the whole batch (not a bit promise: the sums' order differs), the fused
+    ReLU and the given diffs included."""
+    import torch.nn.functional as F
+    if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+        pytest.skip("torch has no oneDNN: fast mode uses the im2col path")
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(9, 1, 382, 382, generator=g)
+    w = torch.randn(32, 1, 3, 3, generator=g) * 0.3
+    b = torch.randn(32, generator=g)
+    diff = torch.randn(9, 32, 380, 380, generator=g)
+    wd, bd = torch.randn(32, 1, 3, 3, generator=g), torch.randn(32, generator=g)
+    args = ([1, 1], [0, 0], [1, 1], 1)
+    before = R.get_blas()
+    R.set_blas("fast")
+    try:
+        top = ops.conv_forward(x, w, b, *args, relu_slope=0.1)
+        gx, gw, gb = ops.conv_backward(diff, x, w, *args, [True, True, True], wd, bd, relu_top=top, relu_slope=0.1)
+    finally:
+        R.set_blas(before)
+    xt, wt, bt = x.clone().requires_grad_(), w.clone().requires_grad_(), b.clone().requires_grad_()
+    ref = F.leaky_relu(F.conv2d(xt, wt, bt), 0.1)
+    torch.testing.assert_close(top, ref.detach(), rtol=1e-5, atol=1e-5)
+    rx, rw, rb = torch.autograd.grad(ref, (xt, wt, bt), diff)
+    torch.testing.assert_close(gx, rx, rtol=1e-5, atol=1e-5)
+    # sums of 1.3 million products in float32, in another order: relative to the whole diff
+    for got, want in ((gw, wd + rw), (gb, bd + rb)):
+        assert ((got - want).norm() / want.norm()).item() < 1e-4

@@ -242,6 +242,7 @@ for _name, _shape, _slope in [("relu_4d", (2, 3, 4, 5), 0.0), ("leaky_3d", (3, 4
                               ("leaky_1d", (7,), 0.25)]:
     case("relu_forward", _name)(lambda dt, sh=_shape, sl=_slope: (randn(dt, *sh, grad=True), sl))
     case("relu_backward", _name)(lambda dt, sh=_shape, sl=_slope: (randn(dt, *sh, seed=5), randn(dt, *sh), sl))
+    case("relu_backward_", _name)(lambda dt, sh=_shape, sl=_slope: (randn(dt, *sh, seed=5), randn(dt, *sh), sl))
 
 for _name, _shape, _ratio in [("half", (2, 3, 4, 4), 0.5), ("ratio0.3_2d", (5, 6), 0.3), ("ratio0", (4,), 0.0)]:
     case("dropout_forward", _name)(lambda dt, sh=_shape, r=_ratio: (randn(dt, *sh, grad=True), mask01(*sh), r))
