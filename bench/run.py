@@ -267,6 +267,7 @@ def layers(repeats: int, sgemm_gflops: float, cases=CASES) -> dict:
         row["meets_target"] = row["fast_speedup_vs_torch"] >= c["target"]
         out[c["name"]] = row
         del c
+    R.empty_cpu_cache()  # the cache stays installed (process-wide), but starts the next part empty
     return out
 
 

@@ -6,7 +6,8 @@ namespace replicate {
 
 struct CacheStats {
   size_t cached_bytes = 0, live_bytes = 0, hits = 0, misses = 0;
-  size_t peak_live_bytes = 0;  // the most in use at once since enabling or reset_cpu_cache_peak()
+  // the most in use at once (blocks of 1 MB and more) since enabling or reset_cpu_cache_peak()
+  size_t peak_live_bytes = 0;
 };
 
 void enable_cpu_cache(size_t max_cached_bytes);

@@ -22,6 +22,7 @@
 // rectified output) multiplies each image's top diff before use: Caffe's ReLU expressions
 // (relu.h), element by element, so in Caffe's order the bits equal the two layers run apart.
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -334,21 +335,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
       check_like(op, "weight_diff", *weight_diff, input, weight.sizes(), 4, "the weight's shape");
     if (bias_diff && output_mask[2]) check_like(op, "bias_diff", *bias_diff, input, {c.out_channels}, 1, "(num_output,)");
     c10::AutoGradMode no_grad(false);
+    const std::array<int64_t, 1> bias_shape{c.out_channels};  // outlives the calls below
     const std::optional<at::IntArrayRef> bias_sizes =
-        output_mask[2] ? std::optional<at::IntArrayRef>(at::IntArrayRef{c.out_channels}) : std::nullopt;
-    // in slices of images (onednn_images_per_call), the parameter diffs summed in slice order
-    const int64_t per = onednn_images_per_call(c, (c.in_dim() + c.out_dim()) * int64_t(sizeof(float)),
-                                               int64_t(128) << 20);
+        output_mask[2] ? std::optional<at::IntArrayRef>(at::IntArrayRef(bias_shape)) : std::nullopt;
+    // in slices of images (onednn_images_per_call), the parameter diffs summed in slice order; one
+    // call for a batch within the budget (an empty batch included: oneDNN's zero diffs)
+    const int64_t per = std::max<int64_t>(
+        1, onednn_images_per_call(c, (c.in_dim() + c.out_dim()) * int64_t(sizeof(float)), int64_t(128) << 20));
+    const bool sliced = per < c.num;
     at::Tensor dx, dw, db;
-    if (per < c.num && output_mask[0]) dx = at::empty(x.sizes(), x.options());
-    for (int64_t n = 0; n < c.num; n += per) {
-      const int64_t k = std::min(per, c.num - n);
-      at::Tensor tk = per < c.num ? td.narrow(0, n, k) : td;
-      if (rt.defined()) tk = relu_masked<float>(tk, per < c.num ? rt.narrow(0, n, k) : rt, caffe_param<float>(relu_slope));
-      auto [gx, gw, gb] = at::convolution_backward(tk, per < c.num ? x.narrow(0, n, k) : x, w, bias_sizes, stride, pad,
+    if (sliced && output_mask[0]) dx = at::empty(x.sizes(), x.options());
+    for (int64_t n = 0; n == 0 || n < c.num; n += per) {
+      const int64_t k = sliced ? std::min(per, c.num - n) : c.num;
+      at::Tensor tk = sliced ? td.narrow(0, n, k) : td;
+      if (rt.defined()) tk = relu_masked<float>(tk, sliced ? rt.narrow(0, n, k) : rt, caffe_param<float>(relu_slope));
+      auto [gx, gw, gb] = at::convolution_backward(tk, sliced ? x.narrow(0, n, k) : x, w, bias_sizes, stride, pad,
                                                    dilation, false, {0, 0}, group, output_mask);
       if (output_mask[0]) {
-        if (per < c.num) dx.narrow(0, n, k).copy_(gx);
+        if (sliced) dx.narrow(0, n, k).copy_(gx);
         else dx = gx;
       }
       if (output_mask[1]) dw = n == 0 ? gw : dw.add_(gw);

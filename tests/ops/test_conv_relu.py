@@ -204,13 +204,20 @@ def test_relu_grad_special_values(dtype, slope):
     signs, subnormals, infinities and NaNs of both signs (numpy computes it with float compares)."""
     import numpy as np
     tiny = 1e-45 if dtype == torch.float32 else 5e-324
-    v = torch.tensor([0., -0., 1., -1., tiny, -tiny, float("inf"), -float("inf"), float("nan"), -float("nan"),
-                      3e38, -3e38], dtype=dtype)
+    one = torch.tensor([0., -0., 1., -1., tiny, -tiny, float("inf"), -float("inf"), float("nan"), -float("nan"),
+                        3e38, -3e38], dtype=dtype)
+    # 12 values rotated through 67 places: each lands in every lane of the AVX2 loop and its tail
+    v = torch.cat([one.roll(k) for k in range(6)])[:67]
     t = torch.linspace(-3, 3, len(v), dtype=dtype)
     got = torch.ops.replicate.relu_backward(t, v, slope).numpy()
     n, T = v.numpy(), v.numpy().dtype.type
     ref = t.numpy() * ((n > 0).astype(n.dtype) + T(slope) * (n <= 0).astype(n.dtype))
     view = np.uint32 if dtype == torch.float32 else np.uint64
+    assert np.array_equal(got.view(view), ref.view(view))
+    # forward, Caffe's max(x, 0) + slope * min(x, 0) (std::max/min: the first argument on NaN)
+    got = torch.ops.replicate.relu_forward(v, slope).numpy()
+    with np.errstate(invalid="ignore"):
+        ref = np.where(n < 0, T(0), n) + T(slope) * np.where(T(0) < n, T(0), n)
     assert np.array_equal(got.view(view), ref.view(view))
 
 
@@ -279,9 +286,10 @@ def test_fused_backward_leaves_a_diff_it_shares_alone(tmp_path, monkeypatch, bla
 def test_fast_onednn_slices_a_large_batch():
     """Fast mode hands a float32 batch whose output passes 80 MB (backward: input + output past
     128 MB) to oneDNN in slices of images (csrc/cpu/convolution.cpp); 9 images of 32 x 380 x 380
-    (159 MB out, 164 MB in + out) go as 5 + 4 both ways.  The slices' results and the parameter diffs summed over slices agree
-    with torch's one call on the whole batch (not a bit promise: the sums' order differs), the fused
-    ReLU and the given diffs included."""
+    (159 MB out, 164 MB in + out) go as 5 + 4 both ways.  The slices' results and the parameter
+    diffs summed over slices agree with torch's one call on the whole batch (not a bit promise: the
+    sums' order differs), the fused ReLU and the given diffs included, for each backward mask
+    CaffeNet uses (conv1: no bottom diff)."""
     import torch.nn.functional as F
     if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
         pytest.skip("torch has no oneDNN: fast mode uses the im2col path")
@@ -292,18 +300,66 @@ def test_fast_onednn_slices_a_large_batch():
     diff = torch.randn(9, 32, 380, 380, generator=g)
     wd, bd = torch.randn(32, 1, 3, 3, generator=g), torch.randn(32, generator=g)
     args = ([1, 1], [0, 0], [1, 1], 1)
+    xt, wt, bt = x.clone().requires_grad_(), w.clone().requires_grad_(), b.clone().requires_grad_()
+    ref = F.leaky_relu(F.conv2d(xt, wt, bt), 0.1)
+    rx, rw, rb = torch.autograd.grad(ref, (xt, wt, bt), diff)
     before = R.get_blas()
     R.set_blas("fast")
     try:
         top = ops.conv_forward(x, w, b, *args, relu_slope=0.1)
-        gx, gw, gb = ops.conv_backward(diff, x, w, *args, [True, True, True], wd, bd, relu_top=top, relu_slope=0.1)
+        torch.testing.assert_close(top, ref.detach(), rtol=1e-5, atol=1e-5)
+        for mask in ([True, True, True], [False, True, True], [True, False, False]):
+            gx, gw, gb = ops.conv_backward(diff, x, w, *args, mask, wd, bd, relu_top=top, relu_slope=0.1)
+            assert [t.numel() > 0 for t in (gx, gw, gb)] == mask
+            if mask[0]:
+                torch.testing.assert_close(gx, rx, rtol=1e-5, atol=1e-5)
+            # sums of 1.3 million products in float32, in another order: relative to the whole diff
+            for want, got, exp in ((mask[1], gw, wd + rw), (mask[2], gb, bd + rb)):
+                if want:
+                    assert ((got - exp).norm() / exp.norm()).item() < 1e-4
     finally:
         R.set_blas(before)
-    xt, wt, bt = x.clone().requires_grad_(), w.clone().requires_grad_(), b.clone().requires_grad_()
-    ref = F.leaky_relu(F.conv2d(xt, wt, bt), 0.1)
-    torch.testing.assert_close(top, ref.detach(), rtol=1e-5, atol=1e-5)
-    rx, rw, rb = torch.autograd.grad(ref, (xt, wt, bt), diff)
-    torch.testing.assert_close(gx, rx, rtol=1e-5, atol=1e-5)
-    # sums of 1.3 million products in float32, in another order: relative to the whole diff
-    for got, want in ((gw, wd + rw), (gb, bd + rb)):
-        assert ((got - want).norm() / want.norm()).item() < 1e-4
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_empty_batch_gives_the_given_diffs(mode):
+    """A batch of no images: no output, no bottom diff, the parameter diffs as given."""
+    if mode == "exact":
+        exact_blas_ready()
+    x, w, b, args = _case(SHAPES[0])
+    x = x[:0]
+    wd, bd = torch.randn(w.shape), torch.randn(b.shape)
+    before = R.get_blas()
+    R.set_blas(mode)
+    try:
+        top = ops.conv_forward(x, w, b, *args, relu_slope=0.0)
+        gx, gw, gb = ops.conv_backward(top, x, w, *args, [True, True, True], wd, bd, relu_top=top, relu_slope=0.0)
+        gx2, gw2, gb2 = ops.conv_backward(top, x, w, *args, [True, True, True])
+    finally:
+        R.set_blas(before)
+    assert top.shape[0] == 0 and gx.shape == x.shape
+    assert torch.equal(gw, wd) and torch.equal(gb, bd)
+    assert torch.equal(gw2, torch.zeros_like(w)) and torch.equal(gb2, torch.zeros_like(b)) and gx2.shape == x.shape
+
+
+def test_diff_owned_and_the_in_place_derivative(tmp_path, monkeypatch):
+    """Net._diff_owned: a contiguous diff no other blob's diff shares; the convolution then writes
+    the ReLU's bottom diff over the top diff it was given (the one blob, as Caffe's in-place ReLU)."""
+    net = _net(tmp_path, True, monkeypatch)
+    net.forward()
+    d = torch.randn(net.blobs["conv1"].data.shape, generator=torch.Generator().manual_seed(6))
+    net.blobs["conv1"].diff = d
+    assert net._diff_owned("conv1")
+    net.blobs["conv2"].diff = d.view(-1)[:10]  # another blob holding a view of the same memory
+    assert not net._diff_owned("conv1")
+    net.blobs["conv2"].diff = None
+    net.blobs["conv1"].diff = d.transpose(2, 3)
+    assert not net._diff_owned("conv1")
+    conv = net.layers[net.layer_names.index("conv1")]
+    top, given = net.blobs["conv1"].data, d.clone()
+    want = ops.relu_backward(given, top, 0.0)
+    conv.backward([top], [given], [False], [net.blobs["data"].data], relu_slope=0.0, relu_in_place=True)
+    assert torch.equal(_bits(given), _bits(want))
+    kept = d.clone()
+    conv.backward([top], [kept], [False], [net.blobs["data"].data], relu_slope=0.0)
+    assert torch.equal(kept, d)  # not in place: the given diff stays
