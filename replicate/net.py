@@ -304,8 +304,9 @@ class Net:
     def _plan_fusion(self) -> None:
         """A ReLU working in place on a Convolution's only top, right after it, runs inside the
         convolution on CPU (csrc/cpu/convolution.cpp): each image's output is rectified while in
-        cache, and in backward each image's top diff is multiplied by the ReLU's derivative before
-        use.  Caffe's ReLU expressions element by element, so the bits equal the two layers run
+        cache, and in backward the ReLU's derivative is written over the top diff (the one blob, as
+        Caffe's in-place ReLU writes it; ``_diff_owned``), or, where another blob's diff shares that
+        memory, applied by the convolution to its own copy.  Caffe's ReLU expressions element by element, so the bits equal the two layers run
         apart (exact mode's goldens run through it); fewer passes over memory.  Only when a call's
         range holds both layers (forward(end=conv) still leaves the conv's own output), and in
         backward only with ``release_after_backward`` (the solver's train net), where nothing reads
