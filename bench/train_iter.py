@@ -5,9 +5,10 @@ process, one after the other in one run, so that each peak resident memory is it
 
 Ours runs as ``python -m replicate train`` does: forward + backward per layer (``caffe time``'s
 method) plus the SGD update and the clearing of the parameter diffs (Solver::Step), the solver's
-release of tops after backward and the caching CPU allocator (``REPLICATE_CPU_CACHE=0`` turns it off).  ``exact`` sets up OpenBLAS's Haswell kernels
-and one thread itself; ``fast`` lets OpenBLAS pick its kernels for the CPU (the OPENBLAS_* variables
-are removed from the children's environment).  Every ratio is between numbers of this run.
+release of tops after backward and the caching CPU allocator (``REPLICATE_CPU_CACHE=0`` turns it
+off).  ``exact`` sets up OpenBLAS's Haswell kernels and one thread itself; ``fast`` lets OpenBLAS
+pick its kernels for the CPU (the OPENBLAS_* variables are removed from the children's
+environment).  Every ratio is between numbers of this run.
 
     python -m bench.train_iter [--iterations N]                  # all three, JSON on stdout
     python -m bench.train_iter --child fast|exact|torch --iterations N

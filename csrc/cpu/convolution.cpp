@@ -71,16 +71,20 @@ void forward_image(const Conv& c, const T* x, const T* w, const T* bias, const T
   if (bias) blas::gemm<T>(blas::NoTrans, blas::NoTrans, c.out_channels, c.S, 1, T(1), bias, ones, T(1), top);
 }
 
-// Caffe's backward_cpu_bias and weight_cpu_gemm for one image: accumulate into gw / gb.
+// Caffe's weight_cpu_gemm for one image, given its columns: accumulate into gw, group by group.
 template <typename T>
-void param_diff_image(const Conv& c, const T* x, const T* t, const T* ones, T* gw, T* gb, std::vector<T>& col) {
+void weight_gemms(const Conv& c, const T* t, const T* col_buff, T* gw) {
   const int64_t M = c.M();
-  if (gb) blas::gemv<T>(blas::NoTrans, c.out_channels, c.S, T(1), t, ones, T(1), gb);
-  if (!gw) return;
-  const T* col_buff = columns(c, x, col);
   for (int64_t gi = 0; gi < c.group; ++gi)
     blas::gemm<T>(blas::NoTrans, blas::Trans, M, c.kernel_dim, c.S, T(1), t + gi * M * c.S,
                   col_buff + gi * c.kernel_dim * c.S, T(1), gw + gi * M * c.kernel_dim);
+}
+
+// Caffe's backward_cpu_bias and weight_cpu_gemm for one image: accumulate into gw / gb.
+template <typename T>
+void param_diff_image(const Conv& c, const T* x, const T* t, const T* ones, T* gw, T* gb, std::vector<T>& col) {
+  if (gb) blas::gemv<T>(blas::NoTrans, c.out_channels, c.S, T(1), t, ones, T(1), gb);
+  if (gw) weight_gemms(c, t, columns(c, x, col), gw);
 }
 
 // Caffe's weight_cpu_gemm over the batch when no bottom diff shares the work (CaffeNet's conv1):
@@ -89,7 +93,7 @@ void param_diff_image(const Conv& c, const T* x, const T* t, const T* ones, T* g
 // backward).  Two column buffers, each reused once its GEMMs are done.
 template <typename T>
 void weight_diffs_pipelined(const Conv& c, const T* xd, const T* tdd, T* gwd) {
-  const int64_t M = c.M(), size = c.col_rows() * c.S;
+  const int64_t size = c.col_rows() * c.S;
   std::vector<T> buf[2] = {std::vector<T>(size), std::vector<T>(size)};
   std::mutex mu;
   std::condition_variable cv;
@@ -116,11 +120,7 @@ void weight_diffs_pipelined(const Conv& c, const T* xd, const T* tdd, T* gwd) {
         std::unique_lock<std::mutex> g(mu);
         cv.wait(g, [&] { return made > n; });
       }
-      const T* col_buff = buf[n % 2].data();
-      const T* t = tdd + n * c.out_dim();
-      for (int64_t gi = 0; gi < c.group; ++gi)
-        blas::gemm<T>(blas::NoTrans, blas::Trans, M, c.kernel_dim, c.S, T(1), t + gi * M * c.S,
-                      col_buff + gi * c.kernel_dim * c.S, T(1), gwd + gi * M * c.kernel_dim);
+      weight_gemms(c, tdd + n * c.out_dim(), buf[n % 2].data(), gwd);
       {
         std::lock_guard<std::mutex> g(mu);
         used = n + 1;
