@@ -68,8 +68,8 @@ DEMO_OUT ?= demo
 demo: build openblas
 	$(PY) -m replicate demo --out $(DEMO_OUT)
 
-# All five of the paper's findings (Figures 2 and 3): adds the natural/man-made analogue, the random
-# frozen networks and bases trained to their plateau (54 networks; README, make demo-full).
+# The same 54 networks, each trained 3x longer (3,600 iterations): bases at their plateau and the
+# transferred networks trained as long as their bases, as in the paper (README, make demo-full).
 DEMO_FULL_OUT ?= demo-full
 demo-full: build openblas
 	$(PY) -m replicate demo --full --out $(DEMO_FULL_OUT)

@@ -16,8 +16,9 @@ The paper's pipeline end to end, with the real tools at every step:
 5. ``replicate sweep``: trains them, bases first, two at a time;
 6. ``replicate report``: per-network results, Figures 2 and 3, the findings.
 
-``--full`` (``make demo-full``) trains every base 3x longer, to its plateau (the paper's bases were
-trained to theirs); the other networks keep the preset's 1,200 iterations.
+``--full`` (``make demo-full``) trains every network 3x longer (3,600 iterations, a test every 120):
+the bases reach their plateau, and the transferred networks train as long as their bases, as in the
+paper.
 
 The paper's five findings are checked by :func:`findings` with rules and thresholds fixed before
 the five-finding demo was first run (a gap counts when larger than ``TOLERANCE`` = 0.01):
@@ -61,7 +62,9 @@ FIGURE2_NETS = (f"transfer{TARGET}{TARGET}_1_*", f"transfer-ft{TARGET}{TARGET}_1
 NETS = FIGURE2_NETS + ("halfnatmanA", "halfnatmanB", "transfernatmanAB_1_*", "transfernatmanBA_1_*",
                        "netbase", "nolearn_1_*")
 SETS = ("half0A", "half0B", "halfnatmanA", "halfnatmanB", "whole")
-FULL_BASE_ITER_MULTIPLE = 3
+# make demo-full: every network this many iterations, a test every FULL_TEST_INTERVAL (30 tests, so
+# that the 10 best are the run's last phase, after the step at 2/3)
+FULL_MAX_ITER, FULL_TEST_INTERVAL = 3600, 120
 # fc8 has twice as many outputs as there are classes, in every network.  At this scale a net whose
 # fc8 has exactly one output per class (netbase and nolearn, trained on every class) stays at
 # chance: netbase sat at loss ln 40 for 3,600 iterations (seeds 0 and 10, base_lr 0.003 to 0.02),
@@ -366,6 +369,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help=f"validation images per class (default {d.valid_per_class})")
     ap.add_argument("--max-iter", type=int, default=None,
                     help="iterations per network (default: the mini preset's 1200; stepsize 2/3 of it, 20 tests)")
+    ap.add_argument("--test-interval", type=int, default=None,
+                    help="iterations between tests (default: the mini preset's 60, or max-iter / 20 with --max-iter)")
+    ap.add_argument("--base-lr", type=float, default=None,
+                    help="every network's base_lr (default: the mini preset's)")
     ap.add_argument("--test-iter", type=int, default=None,
                     help="test batches of 50 per test (default: the mini preset's 10, every validation image)")
     ap.add_argument("--blas", choices=("exact", "fast"), default="exact",
@@ -375,11 +382,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="2014: the paper's own Caffe (plan --caffe 2014: the release's V0 files on LevelDBs, "
                          "trained with train --caffe 2014); default 1.0")
     ap.add_argument("--full", action="store_true",
-                    help=f"make demo-full: the same networks, every base trained {FULL_BASE_ITER_MULTIPLE}x longer, "
-                         "to its plateau (the paper's bases were trained to theirs)")
+                    help=f"make demo-full: the same networks, each trained {FULL_MAX_ITER} iterations (a test every "
+                         f"{FULL_TEST_INTERVAL}): bases at their plateau and transfers as long as their bases, as in "
+                         "the paper")
     ap.add_argument("--base-iter-multiple", type=int, default=None,
-                    help=f"the bases' iterations (and step) times this (default 1; {FULL_BASE_ITER_MULTIPLE} "
-                         "with --full)")
+                    help="the bases' iterations (and step) times this (default 1)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)
     _START[0] = t0 = time.monotonic()
@@ -394,12 +401,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                         sets=SETS)
 
     scale = replace(plan_mod.PRESETS["mini"], num_classes=spec.classes * OUTPUT_MULTIPLE)
-    if a.max_iter:  # the preset's schedule shape: one step at 2/3, 20 tests
-        scale = replace(scale, max_iter=a.max_iter, snapshot=max(1, a.max_iter // 2),
-                        test_interval=max(1, a.max_iter // 20))
+    max_iter = a.max_iter or (FULL_MAX_ITER if a.full else None)
+    if max_iter:  # the preset's schedule shape: one step at 2/3, 20 tests (30 with --full)
+        scale = replace(scale, max_iter=max_iter, snapshot=max(1, max_iter // 2),
+                        test_interval=(FULL_TEST_INTERVAL if a.full and not a.max_iter else max(1, max_iter // 20)))
     if a.test_iter:
         scale = replace(scale, test_iter=a.test_iter)
-    multiple = a.base_iter_multiple or (FULL_BASE_ITER_MULTIPLE if a.full else 1)
+    if a.test_interval:
+        scale = replace(scale, test_interval=a.test_interval)
+    if a.base_lr:
+        scale = replace(scale, base_lr=a.base_lr)
+    multiple = a.base_iter_multiple or 1
     if multiple != 1:
         scale = replace(scale, base_iter_multiple=multiple)
     runs = out / "runs"
@@ -445,7 +457,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             report.blas_summary(rows) or f"BLAS mode: {a.blas}.",
             f"Caffe: {a.caffe}" + (" (the paper's own 2014 Caffe, BVLC 584abd3: train --caffe 2014)."
                                    if a.caffe == "2014" else "."),
-            f"Synthetic data seed {a.seed}; bases trained {multiple}x the others' iterations; fc8 "
+            f"Synthetic data seed {a.seed}; {scale.max_iter} iterations a network at lr {scale.base_lr:g}"
+            + (f", the bases {multiple}x as many" if multiple != 1 else "") + "; fc8 "
             f"{scale.num_classes} outputs for {spec.classes} classes.", "",
             "## Figure 2", "", table]
     if f3table:

@@ -121,7 +121,7 @@ def test_paper_numbers_are_the_release_s(tmp_path):
         assert demo.PAPER[key] == {n: ref[pattern.format(n)] for n in range(1, 8)}
 
 
-def test_plans_figure3_s_networks_and_full_trains_longer_bases(tmp_path, monkeypatch):
+def test_plans_figure3_s_networks_and_full_trains_longer(tmp_path, monkeypatch):
     from replicate.experiments import plan as P
     nets, _ = P.select(list(demo.NETS))
     names = {n.name for n in nets}
@@ -129,7 +129,7 @@ def test_plans_figure3_s_networks_and_full_trains_longer_bases(tmp_path, monkeyp
     assert {f"transfernatman{x}_1_{n}" for x in ("AB", "BA") for n in range(1, 8)} <= names
     assert {"halfnatmanA", "halfnatmanB", "half0A", "half0B"} <= names and len(names) == 54
     assert {n.train_set for n in nets} <= set(demo.SETS)
-    # what main hands to plan: every network, bases x3 with --full (stopped at the plan: no training)
+    # what main hands to plan: every network, each 3,600 iterations with --full (stopped at the plan)
     seen = {}
 
     def fake_plan(runs, data, *, nets, scale, **kw):
@@ -141,12 +141,28 @@ def test_plans_figure3_s_networks_and_full_trains_longer_bases(tmp_path, monkeyp
     assert seen["nets"] == list(demo.NETS) and seen["sets"] == demo.SETS
     base, other = P.classify("halfnatmanB"), P.classify("nolearn_1_3")
     assert seen["scale"].solver_numbers(base)[1:] == (3600, 2400)
-    assert seen["scale"].solver_numbers(other)[1:] == (1200, 800)
+    assert seen["scale"].solver_numbers(other)[1:] == (3600, 2400)
+    assert seen["scale"].test_interval == 120 and seen["scale"].base_lr == 0.005
     assert seen["scale"].num_classes == 80  # two fc8 outputs a class: netbase leaves chance (demo.py)
+    full = seen["scale"]
+    # the README's make demo-full numbers came from --max-iter 3600 --test-interval 120: the same plan
+    assert demo.main(["--out", str(tmp_path / "h"), "--max-iter", "3600", "--test-interval", "120",
+                      "--quiet"]) == 1
+    assert seen["scale"] == full
     assert demo.main(["--out", str(tmp_path / "e"), "--quiet"]) == 1
     assert seen["nets"] == list(demo.NETS) and seen["sets"] == demo.SETS
     assert seen["scale"].solver_numbers(base)[1:] == (1200, 800)
     assert seen["scale"].num_classes == 80
+    # the mini preset's lr: 0.005, not the release's 0.01 (set for batches of 256; plan.py, README)
+    assert seen["scale"].base_lr == 0.005 and seen["scale"].test_interval == 60
+    # --max-iter keeps 20 tests unless --test-interval says otherwise; --base-lr reaches every network
+    assert demo.main(["--out", str(tmp_path / "f"), "--max-iter", "3600", "--quiet"]) == 1
+    assert (seen["scale"].solver_numbers(base)[1:], seen["scale"].test_interval) == ((3600, 2400), 180)
+    assert demo.main(["--out", str(tmp_path / "g"), "--max-iter", "3600", "--test-interval", "120",
+                      "--base-lr", "0.01", "--quiet"]) == 1
+    assert (seen["scale"].test_interval, seen["scale"].base_lr) == (120, 0.01)
+    solver = P.network_files(other, seen["scale"], tmp_path)["imagenet_solver.prototxt"]
+    assert "base_lr: 0.01\n" in solver and "test_interval: 120\n" in solver
     # the longer bases reach their solver files and their dependants' weights
     scale = replace(P.PRESETS["mini"], base_iter_multiple=3)
     solver = P.network_files(base, scale, tmp_path)["imagenet_solver.prototxt"]
