@@ -368,7 +368,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--valid-per-class", type=int, default=d.valid_per_class,
                     help=f"validation images per class (default {d.valid_per_class})")
     ap.add_argument("--max-iter", type=int, default=None,
-                    help="iterations per network (default: the mini preset's 1200; stepsize 2/3 of it, 20 tests)")
+                    help="iterations per network (default: the mini preset's 1200, or 3600 with --full; stepsize 2/3 "
+                         "of it, 20 tests, or 30 with --full)")
     ap.add_argument("--test-interval", type=int, default=None,
                     help="iterations between tests (default: the mini preset's 60, or max-iter / 20 with --max-iter)")
     ap.add_argument("--base-lr", type=float, default=None,
@@ -403,13 +404,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     scale = replace(plan_mod.PRESETS["mini"], num_classes=spec.classes * OUTPUT_MULTIPLE)
     max_iter = a.max_iter or (FULL_MAX_ITER if a.full else None)
     if max_iter:  # the preset's schedule shape: one step at 2/3, 20 tests (30 with --full)
+        tests = FULL_MAX_ITER // FULL_TEST_INTERVAL if a.full else 20
         scale = replace(scale, max_iter=max_iter, snapshot=max(1, max_iter // 2),
-                        test_interval=(FULL_TEST_INTERVAL if a.full and not a.max_iter else max(1, max_iter // 20)))
-    if a.test_iter:
+                        test_interval=max(1, max_iter // tests))
+    if a.test_iter is not None:
         scale = replace(scale, test_iter=a.test_iter)
-    if a.test_interval:
+    if a.test_interval is not None:
         scale = replace(scale, test_interval=a.test_interval)
-    if a.base_lr:
+    if a.base_lr is not None:
         scale = replace(scale, base_lr=a.base_lr)
     multiple = a.base_iter_multiple or 1
     if multiple != 1:
@@ -417,14 +419,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     runs = out / "runs"
     _stage(4, 6, f"plan{' --caffe 2014' if a.caffe == '2014' else ''}: mini CaffeNet, fc8 {scale.num_classes} "
                  f"outputs; baseA, baseB, BnB, BnB+, AnB, AnB+ for n = 1..7 (Figure 2); natural/man-made "
-                 f"bases and transfers both ways, netbase and nolearn for n = 1..7 (Figure 3)"
-                 + (f"; bases {scale.solver_numbers(plan_mod.classify('half0A'))[1]} iterations, the others "
-                    f"{scale.max_iter}" if multiple != 1 else "") + f" -> {runs}")
+                 f"bases and transfers both ways, netbase and nolearn for n = 1..7 (Figure 3); "
+                 + (f"bases {scale.solver_numbers(plan_mod.classify('half0A'))[1]} iterations, the others "
+                    f"{scale.max_iter}" if multiple != 1 else f"{scale.max_iter} iterations each")
+                 + f", lr {scale.base_lr:g}, a test every {scale.test_interval} -> {runs}")
     try:
         plan_mod.write_plan(runs, data, nets=list(NETS), scale=scale, check_data=True,
                             log=lambda m: print(f"  {m}"), caffe=a.caffe)
     except plan_mod.PlanError as e:
         print(f"demo: plan: {e}", file=sys.stderr)
+        if "refusing to rewrite" in str(e):
+            print(f"demo: {runs} holds networks trained with other settings. A demo begun before the mini "
+                  "preset's lr became 0.005 (2026-12-03) continues with --base-lr 0.01 (and a demo-full "
+                  "of then with --base-lr 0.01 --base-iter-multiple 3 instead of --full); otherwise remove "
+                  f"{runs} or give another --out", file=sys.stderr)
         return 1
     _stage(5, 6, f"sweep: {workers} network(s) at a time, BLAS mode {a.blas}, Caffe {a.caffe} "
                  f"(logs in {runs}/<net>/logs/)")

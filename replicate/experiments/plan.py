@@ -666,7 +666,7 @@ def _parser() -> argparse.ArgumentParser:
              "width": "multiplier of conv1..conv5, fc6, fc7 num_output (rounded half up)",
              "num_classes": "fc8 num_output (the release: 1000, even for 500-class halves)",
              "base_iter_multiple": "the bases (half*, halfnatman*, netbase) run max-iter and stepsize times this, "
-                                   "so they reach their plateau (paper and mini: 1; the demo's --full: 3)",
+                                   "so they reach their plateau (paper and mini: 1)",
              "fan_in_std": "1: each weight filler's std times sqrt(CaffeNet's fan-in / this net's), so a narrow "
                            "net starts with CaffeNet's per-layer signal gain (paper: 0)"}
     for f in fields(Scale):

@@ -217,3 +217,12 @@ def test_other_settings_in_the_same_folder_are_refused(tiny):
     out, args = tiny
     with pytest.raises(SystemExit, match="other settings"):
         demo.main([a if a != "6" else "7" for a in args])
+
+
+def test_a_demo_of_other_training_settings_is_refused_with_a_way_on(tiny, capsys):
+    out, args = tiny
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.caffemodel")}
+    assert demo.main(args + ["--base-lr", "0.01"]) == 1
+    err = capsys.readouterr().err
+    assert "refusing to rewrite" in err and "--base-lr 0.01" in err and "another --out" in err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.caffemodel")} == before
