@@ -308,10 +308,9 @@ class Net:
         Caffe's in-place ReLU writes it; ``_diff_owned``), or, where another blob's diff shares that
         memory, applied by the convolution to its own copy.  Caffe's ReLU expressions element by
         element, so the bits equal the two layers run apart (exact mode's goldens run through it);
-        fewer passes over memory.  Only when a call's
-        range holds both layers (forward(end=conv) still leaves the conv's own output), and in
-        backward only with ``release_after_backward`` (the solver's train net), where nothing reads
-        the in-place blob's diff afterwards.
+        fewer passes over memory.  Only when a call's range holds both layers (forward(end=conv)
+        still leaves the conv's own output), and in backward only with ``release_after_backward``
+        (the solver's train net), where nothing reads the in-place blob's diff afterwards.
         ``self._fused``: conv index -> ReLU index; ``self._fused_into``: the reverse."""
         self._fused: Dict[int, int] = {}
         self._fused_into: Dict[int, int] = {}

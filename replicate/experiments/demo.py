@@ -428,7 +428,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                             log=lambda m: print(f"  {m}"), caffe=a.caffe)
     except plan_mod.PlanError as e:
         print(f"demo: plan: {e}", file=sys.stderr)
-        if "refusing to rewrite" in str(e):
+        if isinstance(e, plan_mod.PlanConflict):
             print(f"demo: {runs} holds networks trained with other settings. A demo begun before the mini "
                   "preset's lr became 0.005 (2026-12-03) continues with --base-lr 0.01 (and a demo-full "
                   "of then with --base-lr 0.01 --base-iter-multiple 3 instead of --full); otherwise remove "

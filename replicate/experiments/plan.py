@@ -76,6 +76,12 @@ class PlanError(ValueError):
     """A plan that cannot be written; the message names the network, option or path."""
 
 
+class PlanConflict(PlanError):
+    """--out holds networks planned or trained with other settings (snapshots made from other files,
+    or a plan.json of another data root or scale): refused unless --force, so that a folder never
+    mixes two plans' results."""
+
+
 @dataclass(frozen=True)
 class Scale:
     """Numbers applied to every network alike.  ``stepsize=None``: max_iter x ``step_fraction``, or
@@ -561,7 +567,7 @@ def write_plan(out, data_root, *, nets: Optional[Iterable[str]] = None, scale: S
             conflicts.append(f"{net.name} (has {snaps[-1]}; would change {', '.join(changed)})")
             superseded.append(d)
     if conflicts and not force:
-        raise PlanError("refusing to rewrite networks that already have snapshots: " + "; ".join(conflicts)
+        raise PlanConflict("refusing to rewrite networks that already have snapshots: " + "; ".join(conflicts)
                         + " (use --force, or plan into another folder)")
     if out.exists() and not out.is_dir():
         raise PlanError(f"--out {out} exists and is not a directory")
@@ -631,7 +637,7 @@ def _earlier_entries(path: Path, plan: dict, force: bool, log: Callable[[str], N
         return []
     diff = [k for k in ("data_root", "backend", "caffe") if old.get(k) != plan[k]] + \
         (["scale"] if numbers(old) != numbers(plan) else [])
-    raise PlanError(f"{path} already plans {len(rest)} other network(s) (e.g. {rest[0]['name']}) with another "
+    raise PlanConflict(f"{path} already plans {len(rest)} other network(s) (e.g. {rest[0]['name']}) with another "
                     f"{' and '.join(diff)}; plan into another folder, or --force to drop them from plan.json")
 
 

@@ -370,7 +370,7 @@ def test_rerun_keeps_finished_work(tmp_path):
     (out / "half0A" / "caffe_imagenet_train_iter_10000.caffemodel").write_bytes(b"")
     P.write_plan(out, tmp_path, nets=["half0A"])  # same files: fine even with snapshots
     before = (out / "half0A" / "imagenet_solver.prototxt").read_text()
-    with pytest.raises(P.PlanError, match=r"half0A \(has caffe_imagenet_train_iter_10000.caffemodel; would change "
+    with pytest.raises(P.PlanConflict, match=r"half0A \(has caffe_imagenet_train_iter_10000.caffemodel; would change "
                                           r"imagenet_solver.prototxt\)"):
         P.write_plan(out, tmp_path, nets=["half0*"], scale=P.Scale(max_iter=1000))
     assert (out / "half0A" / "imagenet_solver.prototxt").read_text() == before
@@ -398,7 +398,7 @@ def test_planning_in_pieces_keeps_every_piece(tmp_path):
     P.write_plan(out, tmp_path / "data", nets="transfer1B1A_1_2")
     names = [e["name"] for e in json.loads((out / "plan.json").read_text())["networks"]]
     assert names == ["half0A", "half1B", "transfer0A0B_1_1", "transfer1B1A_1_2"]
-    with pytest.raises(P.PlanError, match="scale"):
+    with pytest.raises(P.PlanConflict, match="scale"):
         P.write_plan(out, tmp_path / "data", nets="half2A", scale=replace(P.Scale(), max_iter=1000))
     P.write_plan(out, tmp_path / "data", nets="half2A", scale=replace(P.Scale(), max_iter=1000), force=True)
     assert [e["name"] for e in json.loads((out / "plan.json").read_text())["networks"]] == ["half2A"]
