@@ -13,7 +13,8 @@
   CaffeNet with torch.optim.SGD (bench/train_iter.py, bench/torch_caffenet.py).
 * ``data_layer``, ``fillers``: throughput of our Data layer and of Caffe's filler draws.
 * ``startup``: process start to first training iteration of ``python -m replicate train`` on the
-  demo's mini CaffeNet, against ``python -c "import torch"`` alone (bench/startup.py).
+  demo's mini CaffeNet, against ``python -c "import torch"`` alone, and the same command through a
+  fork server (``python -m replicate serve``; the sweep's trainers start this way) (bench/startup.py).
 * ``fast_vs_exact``: fast mode against exact mode, the largest relative differences of the printed
   losses and the final weights on every golden solver run and a 300-iteration mini CaffeNet, and
   exact mode against Caffe's bits (bench/fast_vs_exact.py): a measurement, not a bit promise.

@@ -15,6 +15,7 @@ Caffe-format log is the same); the monotonic clock is the machine's, so the pare
 before the spawn is the zero.  Milestones:
 
 * ``python``: the interpreter is up and ``replicate/__main__.py`` runs;
+* ``forked`` (``train_via_server`` only): the fork server has forked the run;
 * ``torch``: torch (and numpy) imported; ``imports``: the CLI's own modules imported;
 * ``setup``: BLAS mode set up and checked, the log header written;
 * ``solver``: train and test nets built (Caffe's "Solver scaffolding done");
@@ -22,6 +23,13 @@ before the spawn is the zero.  Milestones:
   Caffe runs too); ``first_iteration_done``: its update is applied;
 * ``main_done``: the command's work is over; ``exit``: right before the process ends;
 * ``process_end``: the parent sees the process end.
+
+``train_via_server``: the same command with env ``REPLICATE_SERVER`` naming a ``python -m replicate
+serve`` started once before the rounds (``server_ready_s``: its start to serving, torch's import
+included, paid once): the command's process hands the run to the server, which forks it from a
+process that has imported torch already (replicate/zygote.py; the sweep's trainers start this way).
+Its CPU milestones after ``forked`` are the forked run's own CPU seconds; its ``cpu_s`` adds the
+requesting process's and the run's.
 
 CPU seconds (``milestones_cpu_s``: the process's own ``time.process_time()`` at each milestone,
 all its threads; ``cpu_s``: user + system from the child's rusage) are reported too: on a shared
@@ -51,7 +59,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-MILESTONES = ("python", "torch", "imports", "setup", "solver", "first_iteration", "first_iteration_done",
+MILESTONES = ("python", "forked", "torch", "imports", "setup", "solver", "first_iteration", "first_iteration_done",
               "main_done", "exit", "process_end")
 
 
@@ -91,12 +99,15 @@ def spawn(cmd: list, cwd: Path, env: dict) -> dict:
     return {"t0": t0, "wall_s": t1 - t0, "cpu_s": ru.ru_utime + ru.ru_stime, "stderr": err}
 
 
-def train_once(python: str, solver: Path, blas: str, env: dict, trace: Path, teardown: bool) -> dict:
+def train_once(python: str, solver: Path, blas: str, env: dict, trace: Path, teardown: bool,
+               server: str | None = None) -> dict:
     if trace.exists():
         trace.unlink()
     e = dict(env, REPLICATE_STARTUP_TRACE=str(trace))
     if teardown:
         e["REPLICATE_FAST_EXIT"] = "0"
+    if server:
+        e["REPLICATE_SERVER"] = server
     r = spawn([python, "-m", "replicate", "train", "-solver", solver.name, "--blas", blas], solver.parent, e)
     marks, cpu = {}, {}
     for line in trace.read_text().splitlines():
@@ -108,7 +119,24 @@ def train_once(python: str, solver: Path, blas: str, env: dict, trace: Path, tea
     log = r["stderr"].decode(errors="replace")
     if "Optimization Done." not in log:
         raise SystemExit(f"startup bench: the train run did not finish:\n{log[-3000:]}")
-    return {"marks": marks, "cpu": cpu, "cpu_s": r["cpu_s"], "wall_s": r["wall_s"]}
+    if server and "forked" not in marks:
+        raise SystemExit(f"startup bench: the server did not run the train command:\n{log[-3000:]}")
+    cpu_s = r["cpu_s"] + (cpu.get("exit", 0.0) if server else 0.0)  # the requester's + the forked run's
+    return {"marks": marks, "cpu": cpu, "cpu_s": cpu_s, "wall_s": r["wall_s"]}
+
+
+def start_server(python: str, folder: Path, env: dict):
+    """``python -m replicate serve`` on a socket in ``folder``; (its Popen, socket, seconds to serving)."""
+    sock = folder / "server" / "server.sock"
+    t0 = time.monotonic()
+    proc = subprocess.Popen([python, "-m", "replicate", "serve", "--socket", str(sock)], cwd=folder, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = ""
+    while "serving at" not in line:
+        line = proc.stderr.readline()
+        if not line and proc.poll() is not None:
+            raise SystemExit(f"startup bench: the fork server did not start ({proc.returncode})")
+    return proc, str(sock), time.monotonic() - t0
 
 
 def stats(values: list) -> dict:
@@ -154,9 +182,11 @@ def run(rounds: int = 5, iterations: int = 20, blas: str = "exact", data: Path |
     try:
         solver = make_net(tmp, Path(data), iterations)
         trace = tmp / "trace.txt"
+        server, sock, server_ready = start_server(python, tmp, env)
         variants = {"python": lambda: spawn([python, "-c", "pass"], tmp, env),
                     "import_torch": lambda: spawn([python, "-c", "import torch"], tmp, env),
-                    "train": lambda: train_once(python, solver, blas, env, trace, False)}
+                    "train": lambda: train_once(python, solver, blas, env, trace, False),
+                    "train_via_server": lambda: train_once(python, solver, blas, env, trace, False, sock)}
         if teardown:
             variants["train_with_teardown"] = lambda: train_once(python, solver, blas, env, trace, True)
         got = {k: [] for k in variants}
@@ -192,9 +222,16 @@ def run(rounds: int = 5, iterations: int = 20, blas: str = "exact", data: Path |
         result["total_wall_s"] = t["process_end"]
         result["first_iteration_minus_import_torch_s"] = round(t["first_iteration"]["best"] - torch_best, 3)
         result["exit_s"] = round(min(o["marks"]["process_end"] - o["marks"]["main_done"] for o in got["train"]), 3)
+        v = result["train_via_server"]["milestones_s"]
+        result["server_ready_s"] = round(server_ready, 3)
+        result["start_to_first_iteration_via_server_s"] = v["first_iteration"]
+        result["total_wall_via_server_s"] = v["process_end"]
         result["caffe_reference"] = caffe_reference()
         return result
     finally:
+        if "server" in locals():
+            server.terminate()
+            server.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -209,6 +246,11 @@ def summary(r: dict) -> str:
               for m, v in t.items()]
     lines.append(f"first iteration - import torch: {r['first_iteration_minus_import_torch_s']:.3f} s; train CPU "
                  f"{r['train']['cpu_s']['best']:.3f} s (best)")
+    v = r["train_via_server"]
+    lines.append(f"through a fork server (ready after {r['server_ready_s']:.3f} s, once): first iteration "
+                 f"{v['milestones_s']['first_iteration']['best']:.3f} s (median "
+                 f"{v['milestones_s']['first_iteration']['median']:.3f}), process end "
+                 f"{v['milestones_s']['process_end']['best']:.3f} s, CPU {v['cpu_s']['best']:.3f} s")
     if "train_with_teardown" in r:
         w = r["train_with_teardown"]
         lines.append(f"with Python's teardown at exit (REPLICATE_FAST_EXIT=0): process end "

@@ -8,6 +8,9 @@
     python -m replicate compare A B [--tol RTOL] [--atol ATOL] [--ulps N] [--json]
                               (.caffemodel/.solverstate/.binaryproto/.npz per blob, or two caffe train
                               logs per printed value; exit 0 identical, 1 different, 2 unreadable)
+    python -m replicate serve [--socket PATH]   (a fork server: with env REPLICATE_SERVER=PATH, or 1
+                              for the default path, train/test/time/blobs start as forks of it without
+                              torch's import; replicate/zygote.py)
 
 Flags take Caffe's single-dash spelling or a double dash.  Every command takes ``--blas exact|fast``
 (exact: Caffe's BLAS calls on the system OpenBLAS), ``-random_seed S`` (Caffe's boost mt19937 and
@@ -18,7 +21,10 @@ and dropout masks are Caffe's; the seed is taken modulo 2^32 as Caffe's set_rand
 Start-up: torch is imported only by the commands that compute (train, test, time, blobs), with the
 garbage collector paused and its objects frozen after; those commands end without Python's
 teardown (:func:`exit_now`; env ``REPLICATE_FAST_EXIT=0`` keeps it).  Env
-``REPLICATE_STARTUP_TRACE=FILE`` appends the start-up milestones to FILE (bench/startup.py).
+``REPLICATE_STARTUP_TRACE=FILE`` appends the start-up milestones to FILE (bench/startup.py).  With
+env ``REPLICATE_SERVER`` (a ``serve`` socket's path, or 1 for the default) train/test/time/blobs run
+as forks of that server, without torch's import (replicate/zygote.py: what it refuses, and why the
+bits are the same); when it cannot, they run here, after one line saying why.
 """
 from __future__ import annotations
 
@@ -425,6 +431,20 @@ def _import_compute(command: str) -> None:
             gc.enable()
 
 
+def _server_path() -> Optional[str]:
+    """The fork server this command asks to run it (env REPLICATE_SERVER: a socket path, or 1 for
+    ``python -m replicate serve``'s default), or None: not set, or this is already such a run."""
+    path = os.environ.get("REPLICATE_SERVER", "")
+    if not path or path == "0" or "torch" in sys.modules:  # a process that has torch already runs here
+        return None
+    if sys.gettrace() is not None or sys.getprofile() is not None:  # a profiler or coverage watches this process
+        return None
+    from .zygote import default_socket, in_child
+    if in_child():
+        return None
+    return default_socket() if path == "1" else path
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("plan", "sweep", "report", "demo", "status"):
@@ -433,7 +453,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv and argv[0] == "compare":
         from .compare import main as compare_main
         return compare_main(argv[1:])
+    if argv and argv[0] == "serve":
+        from .zygote import serve_main
+        return serve_main(argv[1:])
     args = build_parser().parse_args(argv)
+    server = _server_path()
+    if server:
+        from .zygote import ZygoteUnavailable, run_via_server
+        try:
+            return run_via_server(server, argv)
+        except ZygoteUnavailable as e:
+            print(f"replicate: not started by the server ({e}); starting here", file=sys.stderr, flush=True)
     _import_compute(args.command)
     from prototxt_like.errors import CaffeFormatError
     from .data.db import DataSourceError

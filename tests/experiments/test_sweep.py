@@ -144,6 +144,25 @@ def test_local_sweep_from_scratch(reference, capsys):
     assert capsys.readouterr().out.count("skip (finished)") == 6
 
 
+def test_trainers_fork_from_one_server_or_start_fresh(template, reference, tmp_path, monkeypatch, capsys):
+    """By default the trainers are forks of the sweep's server (the start-up trace has a "forked"
+    mark per trainer and one import of torch); --no-zygote starts each as a fresh process.  Both
+    give the reference's final weights bit for bit."""
+    nets = ("half0A", "transfer0A0B_1_1", "transfer0A0B_1_2")
+    for flag, forked in (([], True), (["--no-zygote"], False)):
+        plan = _copy(template, tmp_path / f"plan{len(flag)}")
+        trace = tmp_path / f"trace{len(flag)}"
+        monkeypatch.setenv("REPLICATE_STARTUP_TRACE", str(trace))
+        assert sweep.main([str(plan), "--workers", "2", "--nets", "half0A,transfer0A0B_*", *flag]) == 0
+        out = capsys.readouterr().out
+        assert ("trainers forked from one server" in out) == forked and "fresh processes" not in out
+        marks = [line.split()[0] for line in trace.read_text().splitlines()]
+        assert marks.count("first_iteration") == 3
+        assert marks.count("forked") == (3 if forked else 0)
+        assert marks.count("torch") == (1 + 3 if forked else 3)  # the server's import; main()'s no-op marks
+        assert _finals(plan, nets) == {n: reference[2][n] for n in nets}
+
+
 def test_dry_run_and_selection(template, tmp_path, capsys):
     plan = _copy(template, tmp_path / "plan")
     assert sweep.main([str(plan), "--dry-run", "--nets", "transfer0A*"]) == 0

@@ -174,3 +174,18 @@ def test_error_status_survives_fast_exit(tmp_path):
     """A train that fails (no such solver) ends with status 1 and its one error line."""
     r = run(tmp_path, "-m", "replicate", "train", "-solver", "missing.prototxt")
     assert r.returncode == 1 and "missing.prototxt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_startup_bench_reports_fresh_and_forked_starts():
+    """bench/startup.py (in make bench) runs, one round: both ways of starting report a first
+    iteration; the fork server's run was a fork (the bench refuses otherwise)."""
+    from tests._shared import require
+    data = require("golden", "data", bitlevel=False)
+    env = {k: v for k, v in ENV.items() if k != "REPLICATE_SERVER"}
+    r = subprocess.run([sys.executable, str(REPO / "bench" / "startup.py"), "--rounds", "1", "--iterations", "2",
+                        "--data", str(data)], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)
+    assert out["start_to_first_iteration_s"]["best"] > 0
+    assert out["start_to_first_iteration_via_server_s"]["best"] > 0 and out["server_ready_s"] > 0
+    assert "forked" in out["train_via_server"]["milestones_s"] and "forked" not in out["train"]["milestones_s"]

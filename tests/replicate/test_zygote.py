@@ -1,0 +1,302 @@
+"""The fork server (replicate/zygote.py): a run forked from ``python -m replicate serve`` is the
+same run as a fresh process (Caffe's golden run, bit for bit: log and snapshots), and the server
+behaves as a process would: signals forwarded, exit status passed on, a run dies with the process
+that asked for it, a request from another environment runs fresh instead."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from replicate import zygote
+from tests._shared import count_compared, require
+from tests.ops.golden import exact_blas_ready
+from tests.replicate.test_solver_golden import ENV, messages, workdir
+
+# Without OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS: exact mode pins them itself, and the server then
+# holds numpy's OpenBLAS thread pool when it forks (OpenBLAS stops it around fork()).
+ENV = {k: v for k, v in ENV.items()
+       if k not in ("REPLICATE_STARTUP_TRACE", "REPLICATE_SERVER", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS")}
+
+
+def start_server(folder: Path):
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o700)
+    path = str(folder / "server.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "replicate", "serve", "--socket", path], env=ENV,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = ""
+    while "serving at" not in line:
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, "the server ended before it served"
+    return path, proc
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``python -m replicate serve`` on a private socket; yields (path, its Popen)."""
+    path, proc = start_server(tmp_path_factory.mktemp("zygote"))
+    yield path, proc
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    assert not os.path.exists(path), "the server left its socket behind"
+
+
+def _children(pid: int):
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+
+
+def _client(cmd, cwd, path, trace=None, extra_env=None, **kw):
+    env = {**ENV, "REPLICATE_SERVER": path, **(extra_env or {})}
+    if trace:
+        env["REPLICATE_STARTUP_TRACE"] = str(trace)
+    return subprocess.Popen([sys.executable, "-m", "replicate", *cmd], cwd=cwd, env=env, **kw)
+
+
+def test_a_forked_train_is_caffes_run_bit_for_bit(server, tmp_path):
+    """golden/scratch (fillers, crops, mirrors, dropout from Caffe's seed) trained as a fork of the
+    server: every log message and both snapshots are Caffe's; the run was a fork (no torch import)."""
+    exact_blas_ready()
+    golden = require("golden", "scratch")
+    d = workdir(tmp_path, "scratch")
+    trace = tmp_path / "trace"
+    p = _client(["train", "-solver", "solver.prototxt", "--blas", "exact", "--log", "ours.log"], d, server[0],
+                trace=trace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-3000:]
+    assert "not started by the server" not in err
+    marks = [line.split()[0] for line in trace.read_text().splitlines()]
+    assert "forked" in marks and "first_iteration" in marks
+    ours, caffe = messages((d / "ours.log").read_text()), messages((golden / "train.log").read_text())
+    assert ours == caffe and len(caffe) > 90
+    count_compared(len(caffe))
+    for f in ("snap_iter_15.caffemodel", "snap_iter_15.solverstate", "snap_iter_30.caffemodel",
+              "snap_iter_30.solverstate"):
+        assert (d / f).read_bytes() == (golden / f).read_bytes(), f"{f} differs from Caffe's"
+        count_compared()
+    # the log names the run's own process, not the server's
+    pid = int((d / "ours.log").read_text().split()[2])
+    assert pid not in (server[1].pid, p.pid)
+
+
+def test_stdout_exit_status_and_errors_pass_through(server, tmp_path):
+    """A run's stdout and stderr are the requester's; its exit status is the requester's."""
+    p = _client(["train", "-solver", "missing.prototxt"], tmp_path, server[0], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 1 and "missing.prototxt" in err, (p.returncode, err[-2000:])
+    assert "not started by the server" not in err
+
+
+def test_another_environment_runs_fresh(server, tmp_path):
+    """A variable the server's libraries may have read differs: the run starts as a fresh process,
+    saying why."""
+    p = _client(["train", "-solver", "missing.prototxt"], tmp_path, server[0], extra_env={"OMP_NUM_THREADS": "7"},
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=120)
+    assert "not started by the server" in err and "OMP_NUM_THREADS" in err
+    assert p.returncode == 1 and "missing.prototxt" in err
+
+
+def test_no_server_runs_fresh(tmp_path):
+    p = _client(["train", "-solver", "missing.prototxt"], tmp_path, str(tmp_path / "none.sock"),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=120)
+    assert "not started by the server" in err and p.returncode == 1
+
+
+def _long_run(server, tmp_path):
+    """A `time` run of many iterations through the server; returns (client, run pid) once it runs."""
+    exact_blas_ready()
+    d = workdir(tmp_path, "scratch")
+    trace = tmp_path / "trace"
+    before = set(_children(server[1].pid))
+    p = _client(["time", "-model", "net.prototxt", "-iterations", "100000"], d, server[0], trace=trace,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (trace.exists() and "setup" in trace.read_text()):
+        assert time.monotonic() < deadline and p.poll() is None, "the run did not start"
+        time.sleep(0.05)
+    runs = set(_children(server[1].pid)) - before
+    assert len(runs) == 1
+    return p, int(runs.pop())
+
+
+def test_sigint_reaches_the_run(server, tmp_path):
+    """^C on the requester interrupts the run, which ends as Python ends on an uncaught ^C (by
+    SIGINT); the requester ends the same way."""
+    p, run = _long_run(server, tmp_path)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == -signal.SIGINT, err[-2000:]
+    assert "KeyboardInterrupt" in err
+    assert not Path(f"/proc/{run}").exists()  # reaped before the requester learnt the status
+
+
+def test_sigterm_reaches_the_run(server, tmp_path):
+    p, run = _long_run(server, tmp_path)
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=60)
+    assert p.returncode == -signal.SIGTERM and not Path(f"/proc/{run}").exists()
+
+
+def _state(pid: int) -> str:
+    return next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith("State:"))
+
+
+def test_ctrl_z_stops_the_run_and_fg_continues_it(server, tmp_path):
+    p, run = _long_run(server, tmp_path)
+    try:
+        for sig, want in ((signal.SIGTSTP, "T"), (signal.SIGCONT, "R|S")):
+            p.send_signal(sig)
+            deadline = time.monotonic() + 30
+            while _state(run) not in want.split("|"):
+                assert time.monotonic() < deadline, f"the run is {_state(run)} after {sig.name}"
+                time.sleep(0.05)
+    finally:
+        p.send_signal(signal.SIGCONT)
+        p.send_signal(signal.SIGINT)
+    p.communicate(timeout=60)
+    assert p.returncode == -signal.SIGINT
+
+
+def test_a_signal_right_after_the_fork_is_not_lost(server, tmp_path):
+    """The run is signalled as soon as its pid is known, before it has its own handlers: the
+    signal waits (blocked across the fork) and ends the run, every time."""
+    d = workdir(tmp_path, "scratch")
+    for _ in range(8):
+        run = zygote.request(server[0], ["time", "-model", "net.prototxt", "-iterations", "100000"], cwd=str(d),
+                             env=ENV, stdout=os.open(os.devnull, os.O_WRONLY), stderr=os.open(os.devnull, os.O_WRONLY))
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(60) == -signal.SIGTERM
+
+
+def test_a_broken_stderr_does_not_break_the_server(server, tmp_path):
+    """A failing run whose stderr is a closed pipe (``... 2>&1 | head``) cannot print its error:
+    it still ends with its status, and the server goes on serving at its socket."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        run = zygote.request(server[0], ["train", "-solver", "missing.prototxt"], cwd=str(tmp_path), env=ENV,
+                             stdout=w, stderr=w)
+        assert run.wait(60) == 1
+    finally:
+        os.close(w)
+    assert os.path.exists(server[0]) and server[1].poll() is None
+    p = _client(["train", "-solver", "missing.prototxt"], tmp_path, server[0], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 1 and "not started by the server" not in err
+
+
+def test_the_run_writes_with_the_requesters_umask(server, tmp_path):
+    exact_blas_ready()
+    d = workdir(tmp_path, "scratch")
+    p = _client(["train", "-solver", "solver.prototxt"], d, server[0], stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.umask(0o027))
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0 and "not started by the server" not in err, err[-2000:]
+    assert (d / "snap_iter_30.caffemodel").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_dead_server_takes_its_runs_and_is_replaced(tmp_path):
+    """SIGKILL the server: its run dies (PR_SET_PDEATHSIG), the requester says so and ends by
+    SIGKILL; the socket it left behind does not stop a new server."""
+    exact_blas_ready()
+    path, proc = start_server(tmp_path / "srv")
+    try:
+        p, run = _long_run((path, proc), tmp_path)
+        proc.kill()
+        proc.wait(30)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == -signal.SIGKILL and "went away" in err
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{run}").exists() and "zombie" not in Path(f"/proc/{run}/status").read_text():
+            assert time.monotonic() < deadline, "the run outlived its server"
+            time.sleep(0.05)
+        assert os.path.exists(path)  # left behind
+        path2, proc2 = start_server(tmp_path / "srv")
+        assert path2 == path
+        proc2.send_signal(signal.SIGTERM)
+        assert proc2.wait(60) == 0
+    finally:
+        proc.kill()
+
+
+def test_a_killed_requester_takes_its_run_along(server, tmp_path):
+    p, run = _long_run(server, tmp_path)
+    p.kill()
+    p.wait(30)
+    deadline = time.monotonic() + 30
+    while str(run) in _children(server[1].pid):
+        assert time.monotonic() < deadline, "the run outlived the process that asked for it"
+        time.sleep(0.05)
+
+
+def _raw_request(path: str, **changes) -> dict:
+    """Send a request as :func:`zygote.request` builds it, with ``changes``; the server's answer."""
+    import socket
+    req = {"argv": ["train", "-solver", "x"], "cwd": "/", "env": ENV, "umask": 0o022, "affinity": zygote._affinity(),
+           "cgroup": zygote._cgroup(), "code": zygote.code_fingerprint(), **changes}
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    try:
+        zygote._send(s, req, [0, 1, 2])
+        return zygote._recv(s, 30)
+    finally:
+        s.close()
+
+
+def test_requests_that_are_refused(server, tmp_path):
+    with pytest.raises(zygote.ZygoteUnavailable, match="not a compute command"):
+        zygote.request(server[0], ["plan", "x"], env=ENV)
+    with pytest.raises(zygote.ZygoteUnavailable, match="differs"):
+        zygote.request(server[0], ["train", "-solver", "x"], env={**ENV, "LD_PRELOAD": "/nonexistent.so"})
+    with pytest.raises(zygote.ZygoteUnavailable):
+        zygote.request(str(tmp_path / "nothing.sock"), ["train"], env=ENV)
+    assert "other code" in _raw_request(server[0], code="another checkout")["error"]
+    assert "affinity" in _raw_request(server[0], affinity=[0])["error"] or len(zygote._affinity()) == 1
+    assert "cgroup" in _raw_request(server[0], cgroup="0::/elsewhere\n")["error"]
+    # a session's own variables (another terminal) do not matter
+    run = _raw_request(server[0], env={**ENV, "SSH_TTY": "/dev/pts/9", "TMUX_PANE": "%3"})
+    assert "pid" in run
+    open_folder = tmp_path / "open"
+    open_folder.mkdir(mode=0o755)
+    open_folder.chmod(0o755)
+    with pytest.raises(zygote.ZygoteUnavailable, match="private"):
+        zygote.request(str(open_folder / "server.sock"), ["train"], env=ENV)
+
+
+def test_a_code_change_is_seen(tmp_path, monkeypatch):
+    """The fingerprint moves when a source file of the package changes (a rebuild, a git pull)."""
+    before = zygote.code_fingerprint()
+    f = Path(zygote.__file__)
+    st = f.stat()
+    try:
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert zygote.code_fingerprint() != before
+    finally:
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert zygote.code_fingerprint() == before
+
+
+def test_a_second_server_on_the_same_socket_is_refused(server):
+    r = subprocess.run([sys.executable, "-m", "replicate", "serve", "--socket", server[0]], env=ENV,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "already running" in r.stderr
+
+
+def test_env_difference_ignores_runtime_variables():
+    a = {"PATH": "/bin", "PWD": "/a", "REPLICATE_STARTUP_TRACE": "x"}
+    assert zygote.env_difference(a, {"PATH": "/bin", "PWD": "/b"}) == []
+    assert zygote.env_difference(a, {"PATH": "/usr/bin"}) == ["PATH"]
+    assert zygote.env_difference(a, {**a, "OMP_NUM_THREADS": "1"}) == ["OMP_NUM_THREADS"]
