@@ -27,10 +27,14 @@ fresh process, with one line saying why) unless:
   (libraries read variables such as OMP_NUM_THREADS or REPLICATE_BLAS when they load, which the
   server did);
 * the code is the same: interpreter, its flags and options, and this package's and torch's files
-  (paths, sizes, modification times): a server started before a rebuild or a ``git pull`` is
-  refused (:func:`code_fingerprint`);
-* its CPU affinity and cgroup are the server's (libgomp sized its pool from the affinity);
+  (paths, sizes, modification times) as the requester sees them (:func:`code_fingerprint`), and
+  every file the server has loaded code from is unchanged (:func:`_loaded_files`): a server
+  started before a rebuild, a ``git pull`` or a ``pip install`` is refused;
+* its CPU affinity, cgroup limits, resource limits, priority, user and groups are the server's
+  (libgomp sized its pool from the affinity; a fork would take the server's limits);
 * the server has no more threads than after its imports.
+
+The run gets the requester's umask, working folder, ``sys.path[0]`` and ignored signals (``nohup``).
 
 So results are the same bits either way (tests/replicate/test_zygote.py trains Caffe's golden run
 through the server).  Signals reach the run through a pidfd (no stray signal to a reused pid);
@@ -109,15 +113,16 @@ def env_difference(a: Dict[str, str], b: Dict[str, str]) -> List[str]:
     return sorted(k for k in keys if a.get(k) != b.get(k))
 
 
-def code_fingerprint() -> str:
-    """What decides which code a run executes, without importing anything heavy: the interpreter
-    (path, version, flags, -W and -X options), and the path, size and modification time of every
-    source and extension file of this package (replicate, prototxt_like, data_prep) and of torch's
-    top-level files."""
+def code_fingerprint(root: Optional[Path] = None) -> str:
+    """Which code a run would execute, as the requesting process sees it, without importing
+    anything heavy: the interpreter (its real path, version, flags, -W and -X options), and the
+    path, size and modification time of every source and extension file of this package
+    (replicate, prototxt_like, data_prep under ``root``, default: this checkout) and of torch's
+    top-level files.  (The server also re-checks every file it has loaded: :func:`_loaded_files`.)"""
     h = hashlib.sha256()
-    h.update(repr((sys.executable, sys.version, tuple(sys.flags), list(sys.warnoptions),
+    h.update(repr((os.path.realpath(sys.executable), sys.version, tuple(sys.flags), list(sys.warnoptions),
                    sorted(getattr(sys, "_xoptions", {}).items()))).encode())
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parent.parent if root is None else Path(root)
     files = []
     for top in ("replicate", "prototxt_like", "data_prep"):
         files += [p for p in (root / top).rglob("*") if p.suffix in (".py", ".so") and "__pycache__" not in p.parts]
@@ -135,11 +140,63 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
+_CGROUP_LIMITS = ("cpuset.cpus.effective", "cpu.max", "cpu.weight", "memory.max", "memory.high", "memory.swap.max",
+                  "pids.max", "io.max")
+
+
 def _cgroup() -> str:
+    """The resource limits of this process's cgroup and its ancestors (cgroup v2: cpuset, cpu,
+    memory, pids, io), not the group's name: another login or terminal is a sibling group with the
+    same limits.  Elsewhere (cgroup v1, no /sys/fs/cgroup) the membership itself."""
     try:
-        return Path("/proc/self/cgroup").read_text()
+        text = Path("/proc/self/cgroup").read_text()
     except OSError:
         return ""
+    lines = text.splitlines()
+    if len(lines) != 1 or not lines[0].startswith("0::"):
+        return text
+    folder = Path("/sys/fs/cgroup") / lines[0][3:].lstrip("/")
+    limits = []
+    while True:
+        for name in _CGROUP_LIMITS:
+            try:
+                limits.append(f"{name}={(folder / name).read_text().strip()}")
+            except OSError:
+                pass
+        if folder == Path("/sys/fs/cgroup") or folder.parent == folder:
+            break
+        folder = folder.parent
+    return "\n".join(limits)
+
+
+def _limits() -> dict:
+    """What else a process inherits that a fork would take from the server instead: resource
+    limits, scheduling priority, user and groups."""
+    import resource
+    rl = {name: resource.getrlimit(getattr(resource, name)) for name in dir(resource) if name.startswith("RLIMIT_")}
+    return {"rlimits": {k: list(v) for k, v in sorted(rl.items())}, "nice": os.getpriority(os.PRIO_PROCESS, 0),
+            "uid": os.getuid(), "gid": os.getgid(), "groups": sorted(os.getgroups())}
+
+
+def _loaded_files() -> Dict[str, tuple]:
+    """(size, mtime) of every file this process has loaded code from: the modules' files and the
+    shared libraries mapped (from /proc/self/maps)."""
+    paths = {getattr(m, "__file__", None) for m in list(sys.modules.values())}
+    try:
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            parts = line.split(None, 5)
+            if len(parts) == 6 and parts[5].startswith("/") and ".so" in parts[5]:
+                paths.add(parts[5])
+    except OSError:
+        pass
+    out = {}
+    for p in sorted(x for x in paths if isinstance(x, str)):
+        try:
+            st = os.stat(p)
+            out[p] = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            pass
+    return out
 
 
 def _affinity() -> List[int]:
@@ -211,6 +268,7 @@ class Run:
         self._sock, self.pid, self.args, self._pidfd = sock, pid, args, pidfd
         self.returncode: Optional[int] = None
         self.server_gone = False
+        self._closed = False
 
     def poll(self) -> Optional[int]:
         try:
@@ -240,7 +298,7 @@ class Run:
             return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        if self.returncode is not None:
+        if self.returncode is not None or self._closed:
             return
         try:
             if self._pidfd is not None:
@@ -254,6 +312,7 @@ class Run:
         self.send_signal(signal.SIGKILL)
 
     def _close(self) -> None:
+        self._closed = True
         self._sock.close()
         if self._pidfd is not None:
             os.close(self._pidfd)
@@ -266,13 +325,20 @@ class Run:
 
 def request(path: str, argv: Sequence[str], *, cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None,
             stdin: int = 0, stdout: int = 1, stderr: int = 2, pass_fds: Sequence[int] = (),
-            timeout: float = 10.0) -> Run:
+            timeout: float = 10.0, path0: Optional[str] = None, ignored: Optional[Sequence[int]] = None) -> Run:
     """Ask the server at ``path`` to run ``python -m replicate ARGV`` as a fork; the :class:`Run`
-    once it started.  ZygoteUnavailable when it cannot (the caller then runs a fresh process)."""
+    once it started.  ZygoteUnavailable when it cannot (the caller then runs a fresh process).
+    ``path0``: the run's ``sys.path[0]`` (default this process's; ``""`` for a ``python -c``
+    process in ``cwd``); ``ignored``: the signals it ignores (default those this process ignores)."""
     env = dict(os.environ if env is None else env)
     why = _private_folder_problem(os.path.dirname(os.path.abspath(path)))
     if why:
         raise ZygoteUnavailable(why)
+    req = {"argv": list(argv), "cwd": os.path.abspath(cwd or os.getcwd()), "env": env,
+           "path0": sys.path[0] if path0 is None else path0, "umask": _umask(), "affinity": _affinity(),
+           "cgroup": _cgroup(), "limits": _limits(), "code": code_fingerprint(),
+           "ignored": [int(s) for s in FORWARDED_SIGNALS if signal.getsignal(s) == signal.SIG_IGN]
+           if ignored is None else list(ignored)}
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pidfds: list = []
     try:
@@ -280,15 +346,15 @@ def request(path: str, argv: Sequence[str], *, cwd: Optional[str] = None, env: O
         sock.connect(path)
         if _peer_uid(sock) != os.getuid():
             raise ZygoteUnavailable(f"{path} is served by another user")
-        _send(sock, {"argv": list(argv), "cwd": os.path.abspath(cwd or os.getcwd()), "env": env,
-                     "umask": _umask(), "affinity": _affinity(), "cgroup": _cgroup(), "code": code_fingerprint()},
-              [stdin, stdout, stderr, *pass_fds])
+        _send(sock, req, [stdin, stdout, stderr, *pass_fds])
         msg = _recv(sock, timeout, pidfds)
     except ZygoteUnavailable:
         sock.close()
         raise
     except (OSError, ValueError) as e:
         sock.close()
+        for fd in pidfds:
+            os.close(fd)
         raise ZygoteUnavailable(f"{path}: {e.strerror if isinstance(e, OSError) and e.strerror else e}") from None
     if not msg or "pid" not in msg:
         sock.close()
@@ -328,19 +394,20 @@ class Server:
             if self._ready is None:
                 self._ready = False
                 deadline = time.monotonic() + timeout
-                while True:
+                fd, buf = self.proc.stdout.fileno(), b""  # its own reads: no line left in a buffer
+                while not any(line.startswith(b"ready ") for line in buf.split(b"\n")[:-1]):
                     left = deadline - time.monotonic()
-                    r = select.select([self.proc.stdout], [], [], max(0.0, left))[0] if left > 0 else []
+                    r = select.select([fd], [], [], max(0.0, left))[0] if left > 0 else []
                     if not r:
                         self.why = f"the fork server was not ready within {timeout:.0f} s"
                         break
-                    line = self.proc.stdout.readline()
-                    if not line:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
                         self.why = f"the fork server exited ({self.proc.wait()})"
                         break
-                    if line.startswith(b"ready "):
-                        self._ready = True
-                        break
+                    buf += chunk
+                else:
+                    self._ready = True
                 if not self._ready:
                     self._stop()
             return self._ready
@@ -348,6 +415,8 @@ class Server:
     def spawn(self, argv: Sequence[str], **kw) -> Run:
         if not self.ready():
             raise ZygoteUnavailable(self.why)
+        kw.setdefault("path0", "")  # a fresh trainer is `python -c ...` in its network's folder
+        kw.setdefault("ignored", ())
         return request(self.path, argv, env=kw.pop("env", self.env), **kw)
 
     def _stop(self) -> None:
@@ -393,12 +462,13 @@ def run_via_server(path: str, argv: Sequence[str]) -> int:
         if run is not None:
             run.send_signal(signal.SIGCONT)
 
-    old = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
+    ignored = [s for s in FORWARDED_SIGNALS if signal.getsignal(s) == signal.SIG_IGN]  # nohup, `&` in a script
+    old = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS if s not in ignored}
     old[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, suspend)
     old[signal.SIGCONT] = signal.signal(signal.SIGCONT, resume)
     try:
         try:
-            run = request(path, argv)
+            run = request(path, argv, ignored=ignored)
         except ZygoteUnavailable:
             for s, h in old.items():
                 signal.signal(s, h)
@@ -459,6 +529,8 @@ class _State:
         self.code = code_fingerprint()
         self.affinity = _affinity()
         self.cgroup = _cgroup()
+        self.limits = _limits()
+        self.loaded = _loaded_files()
         self.threads = _threads()
         self.runs: Dict[int, socket.socket] = {}   # pid -> its requester's connection
         self.conns: Dict[socket.socket, int] = {}  # and back
@@ -479,7 +551,20 @@ class _State:
         if req.get("affinity") != self.affinity:
             return "its CPU affinity differs from the server's"
         if req.get("cgroup") != self.cgroup:
-            return "it runs in another cgroup than the server"
+            return "its cgroup's limits differ from the server's"
+        limits = req.get("limits") or {}
+        rl = limits.get("rlimits") or {}
+        diff = sorted(k for k in set(rl) | set(self.limits["rlimits"]) if rl.get(k) != self.limits["rlimits"].get(k))
+        if diff:
+            return f"its resource limits (ulimit) differ from the server's: {', '.join(diff)}"
+        for what in ("nice", "uid", "gid", "groups"):
+            if limits.get(what) != self.limits[what]:
+                return {"nice": "its priority (nice) differs", "uid": "it runs as another user",
+                        "gid": "its group differs", "groups": "its groups differ"}[what] + " from the server's"
+        changed = [p for p, v in self.loaded.items() if _stat(p) != v]
+        if changed:
+            return (f"{changed[0]}{' and ' + str(len(changed) - 1) + ' more' if len(changed) > 1 else ''} changed "
+                    "since the server loaded it: restart the server")
         if _threads() > self.threads or threading.active_count() != 1:
             return "the server has started threads since its imports (cannot fork safely)"
         return None
@@ -576,6 +661,25 @@ def serve(path: str, announce=None) -> int:
     return 0
 
 
+def _stat(path: str):
+    try:
+        st = os.stat(path)
+        return (st.st_size, st.st_mtime_ns)
+    except OSError:
+        return None
+
+
+def _hung_up(conn: socket.socket) -> bool:
+    """Whether the requester has gone (it gave up waiting): then its request is not run."""
+    conn.setblocking(False)  # (with a timeout, recv would first wait that long for data)
+    try:
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 def _kill(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
@@ -622,8 +726,14 @@ def _accept(state: _State) -> None:
         import ctypes
         ctypes.CDLL(None).fflush(None)  # nothing buffered in C stdio is written again by each run
         # signals stay pending (not lost to the server's handlers) until the run has its own
+        if _hung_up(conn):
+            raise ZygoteUnavailable("the requester has gone")
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED_AT_FORK)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            raise
         if pid == 0:
             try:
                 _child(req, fds, [conn, *state.conns, state.listener, *state.wake], state.pid, old_mask)
@@ -667,7 +777,8 @@ def _child(req, fds, close, server_pid, mask) -> None:
         for s in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(s, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # what came meanwhile reaches the run's handlers
+        for s in req.get("ignored") or ():  # as a fresh process inherits them (nohup, `&` in a script)
+            signal.signal(int(s), signal.SIG_IGN)
         os.setsid()
         _die_with_parent(server_pid)
         for f in close:  # the server's sockets and wake-up pipe (a socket object detached first, so
@@ -689,8 +800,11 @@ def _child(req, fds, close, server_pid, mask) -> None:
         timing._TRACE = os.environ.get("REPLICATE_STARTUP_TRACE") or None
         timing.mark("forked")
         _reopen_std_streams()
+        if "path0" in req and sys.path:
+            sys.path[0] = req["path0"]
         argv = list(req["argv"])
         sys.argv = ["python -m replicate", *argv]
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # what came meanwhile reaches the run's handlers
         from .__main__ import exit_now, main
         code = main(argv)
         exit_now(code)
@@ -698,9 +812,7 @@ def _child(req, fds, close, server_pid, mask) -> None:
         code = _exit_code(e.code)
     except KeyboardInterrupt:
         _quietly(_print_traceback)
-        _flush()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # as Python ends on an uncaught ^C: by SIGINT
-        os.kill(os.getpid(), signal.SIGINT)
+        code = -signal.SIGINT  # as Python ends on an uncaught ^C: clean-up below, then by SIGINT
     except BaseException:  # noqa: BLE001 - what Python would print, then the exit status 1
         _quietly(_print_traceback)
         code = 1
@@ -714,7 +826,11 @@ def _child(req, fds, close, server_pid, mask) -> None:
         pass
     finally:
         _flush()
-        os._exit(code)
+        if code == -signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            os.kill(os.getpid(), signal.SIGINT)
+        os._exit(code & 0xFF)
 
 
 def _print_traceback() -> None:
@@ -762,8 +878,8 @@ def _reopen_std_streams() -> None:
         model = like[fd]
         buffered = io.BufferedWriter(raw) if writing else io.BufferedReader(raw)
         return io.TextIOWrapper(buffered, encoding=getattr(model, "encoding", None) or "utf-8",
-                                errors=getattr(model, "errors", None) or "strict", line_buffering=line,
-                                write_through=unbuffered and writing)
+                                errors=getattr(model, "errors", None) or "strict", newline="\n",
+                                line_buffering=line, write_through=unbuffered and writing)
 
     try:
         tty = os.isatty(1)

@@ -498,6 +498,8 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
                 reason = f"exited 0 without the final snapshot ({at})"
             else:
                 reason = f"{_describe(rc)} ({at})"
+                if getattr(proc, "server_gone", False):
+                    reason = f"the fork server died, and this trainer with it: {reason}"
                 tail = _tail(out_path) if out_path.exists() else ""
                 if tail:
                     reason += f": {tail}"

@@ -24,14 +24,16 @@ ENV = {k: v for k, v in ENV.items()
        if k not in ("REPLICATE_STARTUP_TRACE", "REPLICATE_SERVER", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS")}
 
 
-def start_server(folder: Path):
+def start_server(folder: Path, env=None):
     folder.mkdir(exist_ok=True)
     folder.chmod(0o700)
     path = str(folder / "server.sock")
-    proc = subprocess.Popen([sys.executable, "-m", "replicate", "serve", "--socket", path], env=ENV,
+    proc = subprocess.Popen([sys.executable, "-m", "replicate", "serve", "--socket", path], env=env or ENV,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    line = ""
+    import select
+    line, deadline = "", time.monotonic() + 300
     while "serving at" not in line:
+        assert select.select([proc.stderr], [], [], max(0.0, deadline - time.monotonic()))[0], "the server never served"
         line = proc.stderr.readline()
         assert line or proc.poll() is None, "the server ended before it served"
     return path, proc
@@ -48,10 +50,17 @@ def server(tmp_path_factory):
 
 
 def _children(pid: int):
-    try:
-        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
+    """The pids (as text) whose parent is ``pid``, from /proc/*/stat."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == str(pid):
+                out.append(d.name)
+    return out
 
 
 def _client(cmd, cwd, path, trace=None, extra_env=None, **kw):
@@ -137,8 +146,29 @@ def test_sigint_reaches_the_run(server, tmp_path):
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == -signal.SIGINT, err[-2000:]
-    assert "KeyboardInterrupt" in err
+    assert "KeyboardInterrupt" in err and "run_via_server" not in err  # the run's traceback, not the requester's
     assert not Path(f"/proc/{run}").exists()  # reaped before the requester learnt the status
+
+
+def test_signals_the_requester_ignores_are_ignored_by_the_run(server, tmp_path):
+    """``nohup ...``: a run started by a process that ignores SIGHUP ignores it too, as a fresh
+    process inherits the disposition; SIGINT still ends it."""
+    exact_blas_ready()
+    d = workdir(tmp_path, "scratch")
+    trace = tmp_path / "trace"
+    p = _client(["time", "-model", "net.prototxt", "-iterations", "100000"], d, server[0], trace=trace,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    deadline = time.monotonic() + 60
+    while not (trace.exists() and "setup" in trace.read_text()):
+        assert time.monotonic() < deadline and p.poll() is None, "the run did not start"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert p.poll() is None, "SIGHUP ended a run whose requester ignores it"
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=60)
+    assert p.returncode == -signal.SIGINT
 
 
 def test_sigterm_reaches_the_run(server, tmp_path):
@@ -213,6 +243,7 @@ def test_a_dead_server_takes_its_runs_and_is_replaced(tmp_path):
     SIGKILL; the socket it left behind does not stop a new server."""
     exact_blas_ready()
     path, proc = start_server(tmp_path / "srv")
+    p = proc2 = None
     try:
         p, run = _long_run((path, proc), tmp_path)
         proc.kill()
@@ -229,7 +260,10 @@ def test_a_dead_server_takes_its_runs_and_is_replaced(tmp_path):
         proc2.send_signal(signal.SIGTERM)
         assert proc2.wait(60) == 0
     finally:
-        proc.kill()
+        for q in (p, proc, proc2):
+            if q is not None and q.poll() is None:
+                q.kill()
+                q.wait()
 
 
 def test_a_killed_requester_takes_its_run_along(server, tmp_path):
@@ -246,7 +280,7 @@ def _raw_request(path: str, **changes) -> dict:
     """Send a request as :func:`zygote.request` builds it, with ``changes``; the server's answer."""
     import socket
     req = {"argv": ["train", "-solver", "x"], "cwd": "/", "env": ENV, "umask": 0o022, "affinity": zygote._affinity(),
-           "cgroup": zygote._cgroup(), "code": zygote.code_fingerprint(), **changes}
+           "cgroup": zygote._cgroup(), "limits": zygote._limits(), "code": zygote.code_fingerprint(), **changes}
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect(path)
     try:
@@ -264,8 +298,11 @@ def test_requests_that_are_refused(server, tmp_path):
     with pytest.raises(zygote.ZygoteUnavailable):
         zygote.request(str(tmp_path / "nothing.sock"), ["train"], env=ENV)
     assert "other code" in _raw_request(server[0], code="another checkout")["error"]
-    assert "affinity" in _raw_request(server[0], affinity=[0])["error"] or len(zygote._affinity()) == 1
-    assert "cgroup" in _raw_request(server[0], cgroup="0::/elsewhere\n")["error"]
+    assert "affinity" in _raw_request(server[0], affinity=[0]).get("error", "") or len(zygote._affinity()) == 1
+    assert "cgroup" in _raw_request(server[0], cgroup="memory.max=1\n")["error"]
+    limits = zygote._limits()
+    assert "resource limits" in _raw_request(server[0], limits={**limits, "rlimits": {}})["error"]
+    assert "nice" in _raw_request(server[0], limits={**limits, "nice": limits["nice"] + 1})["error"]
     # a session's own variables (another terminal) do not matter
     run = _raw_request(server[0], env={**ENV, "SSH_TTY": "/dev/pts/9", "TMUX_PANE": "%3"})
     assert "pid" in run
@@ -276,17 +313,41 @@ def test_requests_that_are_refused(server, tmp_path):
         zygote.request(str(open_folder / "server.sock"), ["train"], env=ENV)
 
 
-def test_a_code_change_is_seen(tmp_path, monkeypatch):
-    """The fingerprint moves when a source file of the package changes (a rebuild, a git pull)."""
-    before = zygote.code_fingerprint()
-    f = Path(zygote.__file__)
+def test_a_code_change_is_seen(tmp_path):
+    """The requester's fingerprint moves when a source file of the package changes (a rebuild, a
+    git pull): on a copy of a package tree."""
+    (tmp_path / "replicate").mkdir()
+    f = tmp_path / "replicate" / "x.py"
+    f.write_text("A = 1\n")
+    before = zygote.code_fingerprint(tmp_path)
     st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert zygote.code_fingerprint(tmp_path) != before
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert zygote.code_fingerprint(tmp_path) == before
+    (tmp_path / "prototxt_like").mkdir()
+    (tmp_path / "prototxt_like" / "y.py").write_text("")
+    assert zygote.code_fingerprint(tmp_path) != before
+
+
+def test_a_file_the_server_loaded_changes_and_it_refuses(tmp_path):
+    """Any module the server imported (here a sitecustomize on its PYTHONPATH) changes on disk after
+    it started (a pip upgrade, an edit): its requests are refused, naming the file."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("X = 1\n")
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(site), ENV["PYTHONPATH"]])}
+    path, proc = start_server(tmp_path / "srv", env)
     try:
-        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-        assert zygote.code_fingerprint() != before
+        run = zygote.request(path, ["train", "-solver", "missing.prototxt"], cwd=str(tmp_path), env=env,
+                             stdout=os.open(os.devnull, os.O_WRONLY), stderr=os.open(os.devnull, os.O_WRONLY))
+        assert run.wait(60) == 1
+        (site / "sitecustomize.py").write_text("X = 22\n")
+        with pytest.raises(zygote.ZygoteUnavailable, match="sitecustomize.py changed"):
+            zygote.request(path, ["train", "-solver", "missing.prototxt"], cwd=str(tmp_path), env=env)
     finally:
-        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert zygote.code_fingerprint() == before
+        proc.kill()
+        proc.wait()
 
 
 def test_a_second_server_on_the_same_socket_is_refused(server):
