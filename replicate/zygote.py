@@ -113,15 +113,20 @@ def env_difference(a: Dict[str, str], b: Dict[str, str]) -> List[str]:
     return sorted(k for k in keys if a.get(k) != b.get(k))
 
 
+def interpreter_options() -> str:
+    """The interpreter's flags, -W and -X options (a fresh run would have the requester's)."""
+    return repr((tuple(sys.flags), list(sys.warnoptions), sorted(getattr(sys, "_xoptions", {}).items())))
+
+
 def code_fingerprint(root: Optional[Path] = None) -> str:
     """Which code a run would execute, as the requesting process sees it, without importing
-    anything heavy: the interpreter (its real path, version, flags, -W and -X options), and the
-    path, size and modification time of every source and extension file of this package
-    (replicate, prototxt_like, data_prep under ``root``, default: this checkout) and of torch's
-    top-level files.  (The server also re-checks every file it has loaded: :func:`_loaded_files`.)"""
+    anything heavy: the interpreter (its real path and version), and the path, size and
+    modification time of every source and extension file of this package (replicate,
+    prototxt_like, data_prep under ``root``, default: this checkout) and of torch's top-level files.
+    (The server also compares :func:`interpreter_options` and re-checks every file it has loaded:
+    :func:`_loaded_files`.)"""
     h = hashlib.sha256()
-    h.update(repr((os.path.realpath(sys.executable), sys.version, tuple(sys.flags), list(sys.warnoptions),
-                   sorted(getattr(sys, "_xoptions", {}).items()))).encode())
+    h.update(repr((os.path.realpath(sys.executable), sys.version)).encode())
     root = Path(__file__).resolve().parent.parent if root is None else Path(root)
     files = []
     for top in ("replicate", "prototxt_like", "data_prep"):
@@ -140,33 +145,46 @@ def code_fingerprint(root: Optional[Path] = None) -> str:
     return h.hexdigest()
 
 
-_CGROUP_LIMITS = ("cpuset.cpus.effective", "cpu.max", "cpu.weight", "memory.max", "memory.high", "memory.swap.max",
-                  "pids.max", "io.max")
-
-
-def _cgroup() -> str:
-    """The resource limits of this process's cgroup and its ancestors (cgroup v2: cpuset, cpu,
-    memory, pids, io), not the group's name: another login or terminal is a sibling group with the
-    same limits.  Elsewhere (cgroup v1, no /sys/fs/cgroup) the membership itself."""
+def _cgroup(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> str:
+    """The effective limits of this process's cgroup (cgroup v2: its CPUs, and the tightest memory,
+    swap, pids and CPU-bandwidth limits on its path to the root), not the group's name: another
+    login or terminal is another group with the same limits.  Elsewhere (cgroup v1 or hybrid) the
+    membership itself."""
     try:
-        text = Path("/proc/self/cgroup").read_text()
+        text = Path(proc).read_text()
     except OSError:
         return ""
     lines = text.splitlines()
     if len(lines) != 1 or not lines[0].startswith("0::"):
         return text
-    folder = Path("/sys/fs/cgroup") / lines[0][3:].lstrip("/")
-    limits = []
+    folder = Path(root) / lines[0][3:].lstrip("/")
+    chain = []
     while True:
-        for name in _CGROUP_LIMITS:
-            try:
-                limits.append(f"{name}={(folder / name).read_text().strip()}")
-            except OSError:
-                pass
-        if folder == Path("/sys/fs/cgroup") or folder.parent == folder:
+        chain.append(folder)
+        if folder == Path(root) or folder.parent == folder:
             break
         folder = folder.parent
-    return "\n".join(limits)
+
+    def read(f: Path, name: str) -> Optional[str]:
+        try:
+            return (f / name).read_text().strip()
+        except OSError:
+            return None
+
+    def number(v: Optional[str]) -> float:
+        return float("inf") if v in (None, "", "max") else float(v.split()[0])
+
+    limits = {"cpuset": next((v for v in (read(f, "cpuset.cpus.effective") for f in chain) if v), "")}
+    for name in ("memory.max", "memory.high", "memory.swap.max", "pids.max"):  # the tightest on the path
+        limits[name] = min(number(read(f, name)) for f in chain)
+    ratios = []
+    for f in chain:
+        v = read(f, "cpu.max")
+        if v and not v.startswith("max"):
+            quota, period = v.split()
+            ratios.append(float(quota) / float(period))
+    limits["cpu.max"] = min(ratios, default=float("inf"))
+    return repr(sorted(limits.items()))
 
 
 def _limits() -> dict:
@@ -325,11 +343,14 @@ class Run:
 
 def request(path: str, argv: Sequence[str], *, cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None,
             stdin: int = 0, stdout: int = 1, stderr: int = 2, pass_fds: Sequence[int] = (),
-            timeout: float = 10.0, path0: Optional[str] = None, ignored: Optional[Sequence[int]] = None) -> Run:
+            timeout: float = 10.0, path0: Optional[str] = None, ignored: Optional[Sequence[int]] = None,
+            options: Optional[str] = None) -> Run:
     """Ask the server at ``path`` to run ``python -m replicate ARGV`` as a fork; the :class:`Run`
     once it started.  ZygoteUnavailable when it cannot (the caller then runs a fresh process).
     ``path0``: the run's ``sys.path[0]`` (default this process's; ``""`` for a ``python -c``
-    process in ``cwd``); ``ignored``: the signals it ignores (default those this process ignores)."""
+    process in ``cwd``); ``ignored``: the signals it ignores (default those this process ignores);
+    ``options``: its interpreter's options (default this process's; ``""``: the server's own, for
+    runs that a fresh process would start with the server's command line, as the sweep's do)."""
     env = dict(os.environ if env is None else env)
     why = _private_folder_problem(os.path.dirname(os.path.abspath(path)))
     if why:
@@ -337,6 +358,7 @@ def request(path: str, argv: Sequence[str], *, cwd: Optional[str] = None, env: O
     req = {"argv": list(argv), "cwd": os.path.abspath(cwd or os.getcwd()), "env": env,
            "path0": sys.path[0] if path0 is None else path0, "umask": _umask(), "affinity": _affinity(),
            "cgroup": _cgroup(), "limits": _limits(), "code": code_fingerprint(),
+           "options": interpreter_options() if options is None else options,
            "ignored": [int(s) for s in FORWARDED_SIGNALS if signal.getsignal(s) == signal.SIG_IGN]
            if ignored is None else list(ignored)}
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -382,7 +404,7 @@ class Server:
         self._lock = threading.Lock()
         self._ready: Optional[bool] = None
         self.why = ""
-        self.said = False
+        self.said: set = set()  # the reasons the sweep has said
         self.proc = subprocess.Popen(
             [python or sys.executable, "-c", "from replicate.zygote import _owned_entry; _owned_entry()",
              str(os.getpid()), self.path],
@@ -415,8 +437,8 @@ class Server:
     def spawn(self, argv: Sequence[str], **kw) -> Run:
         if not self.ready():
             raise ZygoteUnavailable(self.why)
-        kw.setdefault("path0", "")  # a fresh trainer is `python -c ...` in its network's folder
-        kw.setdefault("ignored", ())
+        kw.setdefault("path0", "")  # a fresh trainer is `python -c ...` in its network's folder,
+        kw.setdefault("options", "")  # started the way this server was
         return request(self.path, argv, env=kw.pop("env", self.env), **kw)
 
     def _stop(self) -> None:
@@ -527,6 +549,7 @@ class _State:
         self.pid = os.getpid()
         self.env = dict(os.environ)
         self.code = code_fingerprint()
+        self.options = interpreter_options()
         self.affinity = _affinity()
         self.cgroup = _cgroup()
         self.limits = _limits()
@@ -541,7 +564,7 @@ class _State:
             return f"not a compute command: {argv[:1] if isinstance(argv, list) else argv!r}"
         if len(fds) < 3:
             return "the request did not pass its standard streams"
-        if req.get("code") != self.code:
+        if req.get("code") != self.code or req.get("options") not in ("", self.options):
             return ("the server runs other code (another interpreter or options, or this package or torch changed "
                     "since it started): restart it")
         diff = env_difference(self.env, req.get("env") or {})
@@ -571,7 +594,8 @@ class _State:
 
 
 def serve(path: str, announce=None) -> int:
-    """Serve forks at ``path`` (its folder made private) until SIGTERM, SIGINT or SIGHUP; then the
+    """Serve forks at ``path`` (its folder made with mode 700 if missing; an existing folder must
+    be this user's and private) until SIGTERM, SIGINT or SIGHUP; then the
     runs still going get SIGINT and up to :data:`STOP_GRACE_S` to end, and the rest die with the server."""
     _prepare()
     folder = os.path.dirname(os.path.abspath(path))

@@ -39,7 +39,8 @@ Engines run the same :func:`run_network` (one network: attempts, resume, DONE):
   first of them (replicate/zygote.py): it imports torch once, and each trainer starts its first
   iteration without that second of imports; same code, same environment, same bits.  The server
   dies with the sweep and its trainers with it.  ``--no-zygote`` (or env ``REPLICATE_ZYGOTE=0``)
-  starts each trainer as a fresh process, as does any trainer the server cannot start (said once).
+  starts each trainer as a fresh process, as does any trainer the server cannot start (each reason
+  said once).
 * ``ray``: each network a Ray task (``num_cpus=--cpus-per-network``, default 1, also its trainer's
   thread count; ``num_gpus=1`` when the cluster has GPUs, the
   trainer then gets ``-gpu 0`` of the devices Ray assigned).  ``--address auto|HOST:PORT`` joins a
@@ -451,9 +452,10 @@ def run_network(plan_dir: str, net: dict, *, max_attempts: int = 3, gpu: Optiona
                                                 stdin=null.fileno(), stdout=out.fileno(), stderr=out.fileno(),
                                                 pass_fds=(lock,))
                     except ZygoteUnavailable as e:
-                        if not getattr(zygote, "said", False):
-                            zygote.said = True
-                            say(f"trainers start as fresh processes: the fork server cannot start them ({e})")
+                        said = zygote.said
+                        if str(e) not in said:  # each reason once
+                            said.add(str(e))
+                            say(f"{name}: starts as a fresh process: the fork server cannot start it ({e})")
                 if proc is None:
                     proc = subprocess.Popen(cmd, cwd=net_dir, env=attempt_env, stdin=subprocess.DEVNULL, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lock,))

@@ -155,7 +155,7 @@ def test_trainers_fork_from_one_server_or_start_fresh(template, reference, tmp_p
         monkeypatch.setenv("REPLICATE_STARTUP_TRACE", str(trace))
         assert sweep.main([str(plan), "--workers", "2", "--nets", "half0A,transfer0A0B_*", *flag]) == 0
         out = capsys.readouterr().out
-        assert ("trainers forked from one server" in out) == forked and "fresh processes" not in out
+        assert ("trainers forked from one server" in out) == forked and "as a fresh process" not in out
         marks = [line.split()[0] for line in trace.read_text().splitlines()]
         assert marks.count("first_iteration") == 3
         assert marks.count("forked") == (3 if forked else 0)

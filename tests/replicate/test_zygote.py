@@ -122,14 +122,14 @@ def test_no_server_runs_fresh(tmp_path):
     assert "not started by the server" in err and p.returncode == 1
 
 
-def _long_run(server, tmp_path):
+def _long_run(server, tmp_path, **kw):
     """A `time` run of many iterations through the server; returns (client, run pid) once it runs."""
     exact_blas_ready()
     d = workdir(tmp_path, "scratch")
     trace = tmp_path / "trace"
     before = set(_children(server[1].pid))
     p = _client(["time", "-model", "net.prototxt", "-iterations", "100000"], d, server[0], trace=trace,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
     deadline = time.monotonic() + 60
     while not (trace.exists() and "setup" in trace.read_text()):
         assert time.monotonic() < deadline and p.poll() is None, "the run did not start"
@@ -153,19 +153,17 @@ def test_sigint_reaches_the_run(server, tmp_path):
 def test_signals_the_requester_ignores_are_ignored_by_the_run(server, tmp_path):
     """``nohup ...``: a run started by a process that ignores SIGHUP ignores it too, as a fresh
     process inherits the disposition; SIGINT still ends it."""
-    exact_blas_ready()
-    d = workdir(tmp_path, "scratch")
-    trace = tmp_path / "trace"
-    p = _client(["time", "-model", "net.prototxt", "-iterations", "100000"], d, server[0], trace=trace,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
-    deadline = time.monotonic() + 60
-    while not (trace.exists() and "setup" in trace.read_text()):
-        assert time.monotonic() < deadline and p.poll() is None, "the run did not start"
-        time.sleep(0.05)
-    p.send_signal(signal.SIGHUP)
-    time.sleep(1.0)
-    assert p.poll() is None, "SIGHUP ended a run whose requester ignores it"
+    p, run = _long_run(server, tmp_path, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+
+    def ignored(pid):
+        mask = next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("SigIgn:"))
+        return int(mask, 16) >> (signal.SIGHUP - 1) & 1
+
+    assert ignored(p.pid) and ignored(run), "the run does not ignore SIGHUP as its requester does"
+    os.kill(run, signal.SIGHUP)
+    time.sleep(0.2)
+    assert _state(run) != "Z" and p.poll() is None
     p.send_signal(signal.SIGINT)
     p.communicate(timeout=60)
     assert p.returncode == -signal.SIGINT
@@ -189,7 +187,7 @@ def test_ctrl_z_stops_the_run_and_fg_continues_it(server, tmp_path):
         for sig, want in ((signal.SIGTSTP, "T"), (signal.SIGCONT, "R|S")):
             p.send_signal(sig)
             deadline = time.monotonic() + 30
-            while _state(run) not in want.split("|"):
+            while _state(run) not in want.split("|") or (sig == signal.SIGTSTP and _state(p.pid) != "T"):
                 assert time.monotonic() < deadline, f"the run is {_state(run)} after {sig.name}"
                 time.sleep(0.05)
     finally:
@@ -251,7 +249,12 @@ def test_a_dead_server_takes_its_runs_and_is_replaced(tmp_path):
         _, err = p.communicate(timeout=60)
         assert p.returncode == -signal.SIGKILL and "went away" in err
         deadline = time.monotonic() + 30
-        while Path(f"/proc/{run}").exists() and "zombie" not in Path(f"/proc/{run}/status").read_text():
+        while True:
+            try:
+                if "zombie" in Path(f"/proc/{run}/status").read_text():
+                    break
+            except OSError:  # reaped
+                break
             assert time.monotonic() < deadline, "the run outlived its server"
             time.sleep(0.05)
         assert os.path.exists(path)  # left behind
@@ -280,7 +283,8 @@ def _raw_request(path: str, **changes) -> dict:
     """Send a request as :func:`zygote.request` builds it, with ``changes``; the server's answer."""
     import socket
     req = {"argv": ["train", "-solver", "x"], "cwd": "/", "env": ENV, "umask": 0o022, "affinity": zygote._affinity(),
-           "cgroup": zygote._cgroup(), "limits": zygote._limits(), "code": zygote.code_fingerprint(), **changes}
+           "cgroup": zygote._cgroup(), "limits": zygote._limits(), "code": zygote.code_fingerprint(),
+           "options": zygote.interpreter_options(), **changes}
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect(path)
     try:
@@ -298,6 +302,7 @@ def test_requests_that_are_refused(server, tmp_path):
     with pytest.raises(zygote.ZygoteUnavailable):
         zygote.request(str(tmp_path / "nothing.sock"), ["train"], env=ENV)
     assert "other code" in _raw_request(server[0], code="another checkout")["error"]
+    assert "other code" in _raw_request(server[0], options="(python -O)")["error"]
     assert "affinity" in _raw_request(server[0], affinity=[0]).get("error", "") or len(zygote._affinity()) == 1
     assert "cgroup" in _raw_request(server[0], cgroup="memory.max=1\n")["error"]
     limits = zygote._limits()
@@ -361,3 +366,33 @@ def test_env_difference_ignores_runtime_variables():
     assert zygote.env_difference(a, {"PATH": "/bin", "PWD": "/b"}) == []
     assert zygote.env_difference(a, {"PATH": "/usr/bin"}) == ["PATH"]
     assert zygote.env_difference(a, {**a, "OMP_NUM_THREADS": "1"}) == ["OMP_NUM_THREADS"]
+
+
+def test_cgroup_v2_compares_effective_limits_not_names(tmp_path):
+    """Two sessions in sibling cgroups at different depths with the same effective limits match;
+    a tighter memory limit anywhere on the path, or other CPUs, do not."""
+    root = tmp_path / "cg"
+
+    def group(rel: str, files: dict):
+        d = root / rel
+        d.mkdir(parents=True, exist_ok=True)
+        for k, v in files.items():
+            (d / k).write_text(v + "\n")
+        return d
+
+    group("", {"cpuset.cpus.effective": "0-1"})
+    group("user.slice", {"memory.max": "max", "pids.max": "max"})
+    group("user.slice/session-3.scope", {"memory.max": "max", "cpu.max": "max 100000"})
+    group("user.slice/user@0.service/app.slice/tmux-1.scope", {"memory.max": "max", "cpu.max": "max 100000"})
+    group("job.slice", {"memory.max": "1073741824"})
+    group("job.slice/a.scope", {"memory.max": "max"})
+
+    def cg(rel: str) -> str:
+        f = tmp_path / f"proc-{rel.replace('/', '_')}"
+        f.write_text(f"0::/{rel}\n")
+        return zygote._cgroup(str(f), str(root))
+
+    assert cg("user.slice/session-3.scope") == cg("user.slice/user@0.service/app.slice/tmux-1.scope")
+    assert cg("job.slice/a.scope") != cg("user.slice/session-3.scope")
+    group("user.slice/session-4.scope", {"cpu.max": "50000 100000"})
+    assert cg("user.slice/session-4.scope") != cg("user.slice/session-3.scope")
