@@ -533,6 +533,13 @@ def _owned_entry() -> None:
     sys.exit(serve(path, announce=sys.stdout))
 
 
+def _set_name(name: str) -> None:
+    """This process's name (/proc/PID/comm, 15 bytes at most), as ps -e and top show it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(15, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)  # PR_SET_NAME
+
+
 def _die_with_parent(parent: Optional[int]) -> None:
     if sys.platform.startswith("linux"):
         import ctypes
@@ -636,6 +643,7 @@ def serve(path: str, announce=None) -> int:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, lambda sig, _f: stop.append(sig))
+    _set_name("replicate serve")
     state = _State(path, listener, (wake_r, wake_w))
     if announce is not None:
         announce.write(f"ready {state.pid} {path}\n")
@@ -805,6 +813,7 @@ def _child(req, fds, close, server_pid, mask) -> None:
             signal.signal(int(s), signal.SIG_IGN)
         os.setsid()
         _die_with_parent(server_pid)
+        _set_name(f"replicate {req['argv'][0]}")  # what ps -e / top show (its command line is the server's)
         for f in close:  # the server's sockets and wake-up pipe (a socket object detached first, so
             try:          # that nothing closes its number again later)
                 os.close(f.detach() if isinstance(f, socket.socket) else f)

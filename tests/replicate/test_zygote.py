@@ -171,6 +171,8 @@ def test_signals_the_requester_ignores_are_ignored_by_the_run(server, tmp_path):
 
 def test_sigterm_reaches_the_run(server, tmp_path):
     p, run = _long_run(server, tmp_path)
+    assert Path(f"/proc/{run}/comm").read_text().strip() == "replicate time"  # as ps -e and top name it
+    assert Path(f"/proc/{server[1].pid}/comm").read_text().strip() == "replicate serve"
     p.send_signal(signal.SIGTERM)
     p.communicate(timeout=60)
     assert p.returncode == -signal.SIGTERM and not Path(f"/proc/{run}").exists()
