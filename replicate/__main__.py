@@ -435,13 +435,11 @@ def _server_path() -> Optional[str]:
     """The fork server this command asks to run it (env REPLICATE_SERVER: a socket path, or 1 for
     ``python -m replicate serve``'s default), or None: not set, or this is already such a run."""
     path = os.environ.get("REPLICATE_SERVER", "")
-    if not path or path == "0" or "torch" in sys.modules:  # a process that has torch already runs here
-        return None
+    if not path or path == "0" or "torch" in sys.modules:  # a process with torch already (a forked run, a
+        return None                                       # test calling main) runs here
     if sys.gettrace() is not None or sys.getprofile() is not None:  # a profiler or coverage watches this process
         return None
-    from .zygote import default_socket, in_child
-    if in_child():
-        return None
+    from .zygote import default_socket
     return default_socket() if path == "1" else path
 
 

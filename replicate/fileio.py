@@ -25,10 +25,15 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 TMP_MARK = ".tmp-"  # temporary names: ``.<target name>.tmp-<random>``, hidden and never a match
 
 
-def _umask_mode() -> int:
+def current_umask() -> int:
+    """This process's umask (read by setting it and setting it back)."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def _umask_mode() -> int:
+    return 0o666 & ~current_umask()
 
 
 def _tmp_name(path: str) -> str:

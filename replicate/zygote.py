@@ -69,6 +69,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from .fileio import current_umask
+
 # Variables read at run time (by this package), so they may differ between the server and a request.
 RUNTIME_ENV = frozenset({"REPLICATE_STARTUP_TRACE", "REPLICATE_SERVER", "REPLICATE_FAST_EXIT", "PWD", "OLDPWD",
                          "_", "SHLVL", "COLUMNS", "LINES"})
@@ -88,22 +90,17 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUI
 _BLOCKED_AT_FORK = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD}
 COMPUTE_COMMANDS = ("train", "test", "time", "blobs")
 
-_in_child = False  # True in a run forked by a server
-
-
 class ZygoteUnavailable(Exception):
     """The server cannot start this run (not running, refused, died): run it as a fresh process."""
-
-
-def in_child() -> bool:
-    """Whether this process is a run forked by a server (it must not ask a server again)."""
-    return _in_child
 
 
 def default_socket() -> str:
     """``$XDG_RUNTIME_DIR/replicate/server.sock``, else ``/tmp/replicate-<uid>/server.sock``."""
     run = os.environ.get("XDG_RUNTIME_DIR")
-    folder = Path(run) / "replicate" if run and os.path.isdir(run) else Path(tempfile.gettempdir()) / f"replicate-{os.getuid()}"
+    if run and os.path.isdir(run):
+        folder = Path(run) / "replicate"
+    else:
+        folder = Path(tempfile.gettempdir()) / f"replicate-{os.getuid()}"
     return str(folder / "server.sock")
 
 
@@ -207,14 +204,8 @@ def _loaded_files() -> Dict[str, tuple]:
                 paths.add(parts[5])
     except OSError:
         pass
-    out = {}
-    for p in sorted(x for x in paths if isinstance(x, str)):
-        try:
-            st = os.stat(p)
-            out[p] = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            pass
-    return out
+    stats = {p: _stat(p) for p in sorted(x for x in paths if isinstance(x, str))}
+    return {p: v for p, v in stats.items() if v is not None}
 
 
 def _affinity() -> List[int]:
@@ -226,12 +217,6 @@ def _threads() -> int:
         return len(os.listdir("/proc/self/task"))
     except OSError:
         return threading.active_count()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _peer_uid(sock: socket.socket) -> int:
@@ -356,7 +341,7 @@ def request(path: str, argv: Sequence[str], *, cwd: Optional[str] = None, env: O
     if why:
         raise ZygoteUnavailable(why)
     req = {"argv": list(argv), "cwd": os.path.abspath(cwd or os.getcwd()), "env": env,
-           "path0": sys.path[0] if path0 is None else path0, "umask": _umask(), "affinity": _affinity(),
+           "path0": sys.path[0] if path0 is None else path0, "umask": current_umask(), "affinity": _affinity(),
            "cgroup": _cgroup(), "limits": _limits(), "code": code_fingerprint(),
            "options": interpreter_options() if options is None else options,
            "ignored": [int(s) for s in FORWARDED_SIGNALS if signal.getsignal(s) == signal.SIG_IGN]
@@ -529,7 +514,7 @@ def _prepare() -> None:
 def _owned_entry() -> None:
     """The sweep's server: ``python -c ... OWNER_PID SOCKET``; dies with OWNER_PID."""
     owner, path = int(sys.argv[1]), sys.argv[2]
-    _die_with_parent(owner)
+    die_with_parent(owner)
     sys.exit(serve(path, announce=sys.stdout))
 
 
@@ -540,7 +525,9 @@ def _set_name(name: str) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(15, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)  # PR_SET_NAME
 
 
-def _die_with_parent(parent: Optional[int]) -> None:
+def die_with_parent(parent: Optional[int]) -> None:
+    """SIGKILL this process when its parent (the thread that forked it) ends (Linux
+    PR_SET_PDEATHSIG); end it now if ``parent`` has already gone."""
     if sys.platform.startswith("linux"):
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -757,9 +744,9 @@ def _accept(state: _State) -> None:
         sys.stderr.flush()
         import ctypes
         ctypes.CDLL(None).fflush(None)  # nothing buffered in C stdio is written again by each run
-        # signals stay pending (not lost to the server's handlers) until the run has its own
         if _hung_up(conn):
             raise ZygoteUnavailable("the requester has gone")
+        # signals stay pending (not lost to the server's handlers) until the run has its own
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED_AT_FORK)
         try:
             pid = os.fork()
@@ -801,10 +788,8 @@ def _accept(state: _State) -> None:
 
 def _child(req, fds, close, server_pid, mask) -> None:
     """The forked run: never returns into the server's loop (the caller ends with os._exit too)."""
-    global _in_child
     code = 1
     try:
-        _in_child = True
         signal.set_wakeup_fd(-1)
         for s in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(s, signal.SIG_DFL)
@@ -812,7 +797,7 @@ def _child(req, fds, close, server_pid, mask) -> None:
         for s in req.get("ignored") or ():  # as a fresh process inherits them (nohup, `&` in a script)
             signal.signal(int(s), signal.SIG_IGN)
         os.setsid()
-        _die_with_parent(server_pid)
+        die_with_parent(server_pid)
         _set_name(f"replicate {req['argv'][0]}")  # what ps -e / top show (its command line is the server's)
         for f in close:  # the server's sockets and wake-up pipe (a socket object detached first, so
             try:          # that nothing closes its number again later)
@@ -825,7 +810,7 @@ def _child(req, fds, close, server_pid, mask) -> None:
             if fd > 2:
                 os.close(fd)
         fds[:3] = []  # the extra descriptors stay open (a lock the run holds, as Popen's pass_fds)
-        os.umask(int(req.get("umask", _umask())))
+        os.umask(int(req.get("umask", current_umask())))
         os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])

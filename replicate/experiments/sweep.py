@@ -231,11 +231,8 @@ def _write_json(path, obj) -> None:
 def _trainer_entry() -> None:
     """The trainer process: ``python -c ... PARENT_PID train-args``; dies with PARENT_PID."""
     parent, args = int(sys.argv[1]), sys.argv[2:]
-    if sys.platform.startswith("linux"):
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before prctl
-            os._exit(137)
+    from replicate.zygote import die_with_parent
+    die_with_parent(parent)
     from replicate.__main__ import exit_now, main
     exit_now(main(["train", *args]))  # without Python's teardown, as python -m replicate train
 
@@ -355,8 +352,9 @@ def _lock(net_dir: Path) -> Optional[int]:
 
 def trainer_env(env: Optional[Dict[str, str]] = None, threads: Optional[int] = None) -> Dict[str, str]:
     """A trainer's environment: this process's, plus ``env``, OMP_NUM_THREADS=``threads`` unless
-    already set, this package on PYTHONPATH, no REPLICATE_SERVER, and REPLICATE_SWEEP_PID (the supervising process: the
-    sweep, or its Ray worker; a trainer forked from the sweep's server has the server as parent)."""
+    already set, this package on PYTHONPATH, no REPLICATE_SERVER, and REPLICATE_SWEEP_PID (the
+    supervising process: the sweep, or its Ray worker; a trainer forked from the sweep's server has
+    the server as parent)."""
     child_env = dict(os.environ)
     child_env.update(env or {})
     child_env["REPLICATE_SWEEP_PID"] = str(os.getpid())
