@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from replicate import zygote
-from tests._shared import count_compared, require
+from tests._shared import require
 from tests.ops.golden import exact_blas_ready
-from tests.replicate.test_solver_golden import ENV, messages, workdir
+from tests.replicate.test_randomness_golden import _check_scratch_run
+from tests.replicate.test_solver_golden import ENV, workdir
 
 # Without OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS: exact mode pins them itself, and the server then
 # holds numpy's OpenBLAS thread pool when it forks (OpenBLAS stops it around fork()).
@@ -84,13 +85,7 @@ def test_a_forked_train_is_caffes_run_bit_for_bit(server, tmp_path):
     assert "not started by the server" not in err
     marks = [line.split()[0] for line in trace.read_text().splitlines()]
     assert "forked" in marks and "first_iteration" in marks
-    ours, caffe = messages((d / "ours.log").read_text()), messages((golden / "train.log").read_text())
-    assert ours == caffe and len(caffe) > 90
-    count_compared(len(caffe))
-    for f in ("snap_iter_15.caffemodel", "snap_iter_15.solverstate", "snap_iter_30.caffemodel",
-              "snap_iter_30.solverstate"):
-        assert (d / f).read_bytes() == (golden / f).read_bytes(), f"{f} differs from Caffe's"
-        count_compared()
+    _check_scratch_run(d, golden)  # every log message and the four snapshot files, Caffe's
     # the log names the run's own process, not the server's
     pid = int((d / "ours.log").read_text().split()[2])
     assert pid not in (server[1].pid, p.pid)
