@@ -11,7 +11,7 @@ PARITY_ENV := OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1
 CSRC := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 CU := $(shell find csrc -name '*.cu')
 
-.PHONY: test demo demo-full bench deps build openblas boost cuda-compile clean
+.PHONY: test demo demo-full bench caffe deps build openblas boost cuda-compile clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -74,7 +74,13 @@ DEMO_FULL_OUT ?= demo-full
 demo-full: build openblas
 	$(PY) -m replicate demo --full --out $(DEMO_FULL_OUT)
 
-bench: build openblas
+# Caffe 1.0's own `caffe` tool (CPU), built from Debian's source package into build/caffe, so that
+# make bench times Caffe beside ours in the same run (bench/caffe/build.sh; about 3-4 minutes once).
+# A machine that cannot build it still benches: the JSON then says Caffe was not measured.
+caffe:
+	@bash bench/caffe/build.sh build/caffe >/dev/null || echo "note: Caffe was not built (above); make bench will not measure it"
+
+bench: build openblas caffe
 	$(PY) bench/run.py --out bench/results.json
 
 clean:

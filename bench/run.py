@@ -11,6 +11,12 @@
   interleaved rounds (best of each); GEMM layers also as GFLOP/s and share of the machine's sgemm.
 * ``caffenet_train_iteration``: a whole training step, ours fast and exact against the torch-native
   CaffeNet with torch.optim.SGD (bench/train_iter.py, bench/torch_caffenet.py).
+* ``caffe``: Caffe 1.0's own ``caffe`` tool on this machine in this run (bench/caffe_time.py; ``make
+  caffe`` builds it from Debian's source package, bench/caffe/build.sh): ``caffe time`` per layer and
+  ``caffe train`` whole steps, with OpenBLAS's automatic kernels and threads (Caffe at its fastest) and
+  with the parity setting (Haswell kernels, 1 thread: the bits exact mode reproduces); the ratios
+  ``fast_speedup_vs_caffe_auto`` and ``exact_speedup_vs_caffe_parity`` (whole steps, best of each),
+  peak RSS, and ours and Caffe's per-layer times side by side.  Absent when Caffe could not be built.
 * ``data_layer``, ``fillers``: throughput of our Data layer and of Caffe's filler draws.
 * ``startup``: process start to first training iteration of ``python -m replicate train`` on the
   demo's mini CaffeNet, against ``python -c "import torch"`` alone, and the same command through a
@@ -19,7 +25,8 @@
   losses and the final weights on every golden solver run and a 300-iteration mini CaffeNet, and
   exact mode against Caffe's bits (bench/fast_vs_exact.py): a measurement, not a bit promise.
 * ``references``: Caffe 1.0's own ``caffe time`` figures from ../shared/golden/perf, measured on
-  other machines of the same kind on other days: printed for orientation, never divided into a ratio.
+  other machines of the same kind on other days: printed for orientation, never divided into a ratio
+  (the ratios with Caffe are ``caffe``'s, from this run).
 
 Fast mode is measured with the kernels OpenBLAS picks for this CPU: the OPENBLAS_* variables are
 removed at start (exact mode sets up its Haswell kernels itself, in a private copy of the library
@@ -272,6 +279,41 @@ def layers(repeats: int, sgemm_gflops: float, cases=CASES) -> dict:
     return out
 
 
+# -- Caffe itself, in this run ---------------------------------------------------------------------
+def caffe_side_by_side(it: dict, iterations: int) -> dict:
+    """bench/caffe_time.py's measurement and its ratios with ours (``it``: train_iter's result of
+    this run).  Whole steps: ours forward + backward + update + clearing (train_iter) against
+    ``caffe train``'s Solver::Step, best of each; also against ``caffe time``'s forward + backward
+    (no update: Caffe's side does less work there)."""
+    from bench import caffe_time
+    out = caffe_time.run(iterations=iterations)
+    if "skipped" in out:
+        return out
+    ratios, layers = {}, {}
+    for ours, setting in (("fast", "auto"), ("exact", "parity")):
+        o, c = it.get(ours, {}), out.get(setting, {})
+        if "best_ms" not in o or "train" not in c:
+            continue
+        ratios[f"{ours}_speedup_vs_caffe_{setting}"] = c["train"]["best_ms"] / o["best_ms"]
+        ratios[f"{ours}_mean_speedup_vs_caffe_{setting}"] = c["train"]["mean_ms"] / o["mean_ms"]
+        fb = min(c["time"]["iteration_ms"]) if c["time"]["iteration_ms"] else None
+        if fb:
+            ratios[f"{ours}_speedup_vs_caffe_{setting}_time_forward_backward"] = fb / o["best_ms"]
+        ratios[f"{ours}_peak_rss_vs_caffe_{setting}"] = o["peak_rss_gb"] / c["train"]["peak_rss_gb"]
+        for name, t in c["time"]["per_layer_ms"].items():
+            row = layers.setdefault(name, {})
+            row[f"caffe_{setting}_ms"] = t.get("forward", 0.0) + t.get("backward", 0.0)
+            mine = o.get("per_layer_ms", {}).get(name)
+            if mine is not None:
+                row[f"ours_{ours}_ms"] = mine["forward"] + mine["backward"]
+    out["ratios"] = ratios
+    out["layers_ms"] = {"what": "forward + backward per layer in the whole net, mean per iteration: Caffe's "
+                                "`caffe time` and ours (train_iter, caffe time's method); ours runs a ReLU "
+                                "inside its convolution (relu1-5 show ~0 ms, their time is in conv1-5)",
+                        **layers}
+    return out
+
+
 # -- references (never divided) ---------------------------------------------------------------------
 def references() -> dict:
     """Caffe 1.0's ``caffe time`` on CaffeNet at batch 256 (../shared/golden/perf): per layer and
@@ -328,6 +370,22 @@ def summary(result: dict) -> str:
             elif r:
                 lines.append(f"CaffeNet step {k}: {r}")
         lines.append("ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in it["ratios"].items()))
+    cf = result.get("caffe", {})
+    if "skipped" in cf:
+        lines += ["", f"Caffe: {cf['skipped']}"]
+    elif cf:
+        lines.append("")
+        for s in ("auto", "parity"):
+            c = cf.get(s, {})
+            if "train" in c:
+                lines.append(f"Caffe {s:6} ({c.get('openblas_core')} kernels, {c['env'].get('OPENBLAS_NUM_THREADS', 'auto')}"
+                             f" threads): step best {c['train']['best_ms']:.0f} ms, mean {c['train']['mean_ms']:.0f}; "
+                             f"caffe time forward-backward {c['time']['forward_backward_ms']:.0f} ms; "
+                             f"peak RSS {c['train']['peak_rss_gb']:.2f} GB")
+            elif c:
+                lines.append(f"Caffe {s}: {c.get('error', c)}")
+        if cf.get("ratios"):
+            lines.append("ratios with Caffe: " + ", ".join(f"{k} {v:.2f}" for k, v in cf["ratios"].items()))
     return "\n".join(lines)
 
 
@@ -364,6 +422,9 @@ def main(argv=None):
         from bench import train_iter
         print("caffenet_train_iteration: fast, exact, torch native (each in its own process) ...", flush=True)
         result["caffenet_train_iteration"] = train_iter.run(iterations=args.iterations, sgemm_gflops=mg)
+        print("caffe: Caffe 1.0's own caffe time and caffe train, both settings (each in its own process) ...",
+              flush=True)
+        result["caffe"] = caffe_side_by_side(result["caffenet_train_iteration"], args.iterations)
         from bench import data_layer  # Data layer images/s per worker count (replicate.data)
         print("data_layer ...", flush=True)
         result["data_layer"] = data_layer.run(args.repeats)

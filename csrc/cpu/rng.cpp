@@ -10,6 +10,7 @@
 // Built with -ffp-contract=off, as Caffe's g++ -O2 build on x86-64 never fused these operations.
 #include "rng.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -44,21 +45,45 @@ class MT19937 {
 
   uint32_t operator()() {
     if (pos_ >= kN) twist();
-    uint32_t y = key_[pos_++];
+    return temper(key_[pos_++]);
+  }
+
+  // The next n words, as n calls of operator() give them, into out (which must not overlap the
+  // state): a block of the key at a time, with the position in a local, so the loop vectorises.
+  void fill(uint32_t* out, int64_t n) {
+    for (int64_t k = 0; k < n;) {
+      if (pos_ >= kN) twist();
+      const int pos = pos_;
+      const int64_t m = std::min<int64_t>(n - k, kN - pos);
+      const uint32_t* key = key_ + pos;
+      for (int64_t j = 0; j < m; ++j) out[k + j] = temper(key[j]);
+      pos_ = pos + int(m);
+      k += m;
+    }
+  }
+
+ private:
+  // Boost's twist, key[i] from key[i], key[(i + 1) % n] and key[(i + m) % n] in place for i = 0..n-1,
+  // with the wrap-arounds taken out of the loops (the same reads and writes in the same order).
+  void twist() {
+    constexpr int kM = 397;
+    uint32_t* k = key_;
+    int i = 0;
+    for (; i < kN - kM; ++i) k[i] = mix(k[i], k[i + 1], k[i + kM]);
+    for (; i < kN - 1; ++i) k[i] = mix(k[i], k[i + 1], k[i + kM - kN]);
+    k[kN - 1] = mix(k[kN - 1], k[0], k[kM - 1]);
+    pos_ = 0;
+  }
+  static uint32_t mix(uint32_t cur, uint32_t next, uint32_t far) {
+    const uint32_t y = (cur & 0x80000000u) | (next & 0x7fffffffu);
+    return far ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
+  }
+  static uint32_t temper(uint32_t y) {
     y ^= y >> 11;
     y ^= (y << 7) & 0x9d2c5680u;
     y ^= (y << 15) & 0xefc60000u;
     y ^= y >> 18;
     return y;
-  }
-
- private:
-  void twist() {
-    for (int i = 0; i < kN; ++i) {
-      const uint32_t y = (key_[i] & 0x80000000u) | (key_[(i + 1) % kN] & 0x7fffffffu);
-      key_[i] = key_[(i + 397) % kN] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
-    }
-    pos_ = 0;
   }
 
   at::Tensor& state_;
@@ -244,15 +269,27 @@ at::Tensor bernoulli(at::Tensor& state, int64_t n, double p, bool is_double) {
   at::Tensor out = at::empty({n}, at::TensorOptions().dtype(at::kInt));
   int32_t* o = out.data_ptr<int32_t>();
   MT19937 eng(state);
+  // One word a draw, drawn a block at a time (MT19937::fill), then compared; the same words and the
+  // same comparisons as one draw after another.
+  constexpr int64_t kBlock = 1024;
+  uint32_t words[kBlock];
   if (!is_double) {
     const float pf = float(p);
     if (pf == 0.f) { out.zero_(); return out; }  // Boost returns false without a draw
     const float bound = pf * float(uint32_t(0xffffffffu));
-    for (int64_t k = 0; k < n; ++k) o[k] = float(eng()) <= bound;
+    for (int64_t k = 0; k < n; k += kBlock) {
+      const int64_t m = std::min(kBlock, n - k);
+      eng.fill(words, m);
+      for (int64_t j = 0; j < m; ++j) o[k + j] = float(words[j]) <= bound;
+    }
   } else {
     if (p == 0.) { out.zero_(); return out; }
     const double bound = p * double(uint32_t(0xffffffffu));
-    for (int64_t k = 0; k < n; ++k) o[k] = double(eng()) <= bound;
+    for (int64_t k = 0; k < n; k += kBlock) {
+      const int64_t m = std::min(kBlock, n - k);
+      eng.fill(words, m);
+      for (int64_t j = 0; j < m; ++j) o[k + j] = double(words[j]) <= bound;
+    }
   }
   return out;
 }

@@ -7,6 +7,7 @@ stream's next word at the end.  The fixtures in ../shared/golden/fillers only ch
 fillers drew; this checks the generator on streams long enough to hit every branch many times."""
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -136,6 +137,25 @@ def test_bernoulli(boost_streams, seed, p, dtype):
     rng = CaffeRNG(seed)
     same_bits(rng.bernoulli(n, p, dtype), ref)
     assert rng.rand() == nxt  # p == 0 draws nothing
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bernoulli_in_pieces_is_boosts_stream(boost_streams, dtype):
+    """Masks drawn in pieces of every size, starting anywhere in the key and crossing its twists
+    (the C++ draws a block of words at a time), are Boost's one stream."""
+    n, p = 100_000, float(dtype(0.5))
+    ref, _, nxt = boost(boost_streams, "bernoulli", dtype, 191, n, p)
+    rng = CaffeRNG(191)
+    sizes = [1, 623, 1, 624, 625, 1023, 1024, 1025, 2, 3, 5000, 7, 4096]
+    pieces, k = [], 0
+    for size in itertools.cycle(sizes):
+        size = min(size, n - k)
+        pieces.append(rng.bernoulli(size, p, dtype))
+        k += size
+        if k == n:
+            break
+    same_bits(np.concatenate(pieces), ref)
+    assert rng.rand() == nxt
 
 
 def test_state_round_trip_continues_the_stream():
