@@ -11,9 +11,11 @@ For each, two runs of Caffe's binary, each its own process (its peak RSS from ``
 
 * ``caffe time -iterations N``: Caffe's forward + backward per layer and per iteration (no update);
 * ``caffe train`` with an SGD solver (lr 0.01, momentum 0.9, weight decay 0.0005, ``display: 1``,
-  N + 1 iterations, no snapshot): Caffe's log line "Iteration k (... iter/s, Ts/1 iters)" times,
+  N + 2 iterations, no snapshot): Caffe's log line "Iteration k (... iter/s, Ts/1 iters)" times,
   for k >= 1, one whole ``Solver::Step`` (the previous iteration's update and diff clearing, then
-  this one's forward + backward): the like of bench/train_iter.py's step.
+  this one's forward + backward): the like of bench/train_iter.py's step.  Iteration 1's is left
+  out as well: it holds Caffe's first update, which first touches the momentum history (ours runs
+  one untimed update before its timed steps).
 
 OpenBLAS is Debian's 0.3.21 (``libopenblas0-pthread``), forced by LD_LIBRARY_PATH; ``OPENBLAS_VERBOSE=2``
 makes it print the kernels it loaded, which are recorded.
@@ -29,6 +31,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -53,12 +56,29 @@ def openblas_dir() -> Path | None:
     return None
 
 
+TIMEOUT_S = 1800  # a Caffe that hangs is killed, and the bench goes on
+
+
+def openblas_package() -> str | None:
+    """The installed Debian package of the OpenBLAS Caffe loads (name and version)."""
+    try:
+        r = subprocess.run(["dpkg-query", "-W", "libopenblas0-pthread"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout.strip() or None
+
+
 def _run(argv: list[str], env: dict, cwd: str) -> tuple[int, str, float, float]:
-    """(status, stderr + stdout, wall seconds, peak RSS in GB) of one child."""
+    """(status, stderr + stdout, wall seconds, peak RSS in GB) of one child; killed after TIMEOUT_S."""
     t = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
         p = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
-        _, status, ru = os.wait4(p.pid, 0)
+        killer = threading.Timer(TIMEOUT_S, p.kill)
+        killer.start()
+        try:
+            _, status, ru = os.wait4(p.pid, 0)
+        finally:
+            killer.cancel()
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read()
@@ -79,11 +99,12 @@ def parse_time(text: str) -> dict:
             "forward_backward_ms": float(fb[-1]) if fb else None}
 
 
-def parse_train(text: str) -> list[float]:
-    """Whole Solver::Step times (ms) of iterations 1.. from ``display: 1`` lines."""
+def parse_train(text: str, first: int = 1) -> list[float]:
+    """Whole Solver::Step times (ms) of iterations ``first``.. from ``display: 1`` lines (iteration 0's
+    times its first forward-backward alone)."""
     out = []
     for it, lapse in re.findall(r"Iteration (\d+) \([\d.e+-]+ iter/s, ([\d.e+-]+)s/1 iters\)", text):
-        if int(it) >= 1:
+        if int(it) >= max(first, 1):
             out.append(float(lapse) * 1e3)
     return out
 
@@ -111,12 +132,12 @@ def measure(binary: Path, setting: str, iterations: int) -> dict:
         row["openblas_core"] = core(text)
         solver = Path(tmp) / "solver.prototxt"
         solver.write_text(f'net: "{model}"\nbase_lr: 0.01\nlr_policy: "fixed"\nmomentum: 0.9\n'
-                          f'weight_decay: 0.0005\nmax_iter: {iterations + 1}\ndisplay: 1\n'
+                          f'weight_decay: 0.0005\nmax_iter: {iterations + 2}\ndisplay: 1\n'
                           'snapshot_after_train: false\nsolver_mode: CPU\n')
         rc, text, wall, rss = _run([str(binary), "train", "-solver", str(solver)], env, tmp)
         if rc != 0:
             return {**row, "error": f"caffe train exited {rc}: {text[-1500:]}"}
-        steps = parse_train(text)
+        steps = parse_train(text, first=2)
         if not steps:
             return {**row, "error": f"caffe train printed no iteration times: {text[-1500:]}"}
         row["train"] = {"step_ms": steps, "best_ms": min(steps), "mean_ms": sum(steps) / len(steps),
@@ -131,7 +152,7 @@ def run(binary: Path | None = None, iterations: int = 3, settings=("auto", "pari
     if not binary.exists():
         return {"skipped": f"{binary} is absent: `make caffe` builds it (bench/caffe/build.sh); "
                            f"Caffe was not measured in this run"}
-    out = {"binary": str(binary), "source": SOURCE, "iterations": iterations,
+    out = {"binary": str(binary), "source": SOURCE, "iterations": iterations, "openblas_package": openblas_package(),
            "what": "Caffe's `caffe time` (forward + backward, per layer) and `caffe train` (whole solver steps, "
                    "display: 1) on caffenet_train_b256.prototxt, each in its own process"}
     for s in settings:

@@ -380,7 +380,7 @@ def summary(result: dict) -> str:
             if "train" in c:
                 lines.append(f"Caffe {s:6} ({c.get('openblas_core')} kernels, {c['env'].get('OPENBLAS_NUM_THREADS', 'auto')}"
                              f" threads): step best {c['train']['best_ms']:.0f} ms, mean {c['train']['mean_ms']:.0f}; "
-                             f"caffe time forward-backward {c['time']['forward_backward_ms']:.0f} ms; "
+                             f"caffe time forward-backward {c['time']['forward_backward_ms'] or float('nan'):.0f} ms; "
                              f"peak RSS {c['train']['peak_rss_gb']:.2f} GB")
             elif c:
                 lines.append(f"Caffe {s}: {c.get('error', c)}")

@@ -30,7 +30,8 @@ URL=${CAFFE_SOURCE_URL:-http://deb.debian.org/debian/pool/main/c/caffe/$TARBALL}
 SHA256=e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c
 MULTIARCH=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 BIN=$OUT/src/.build_release/tools/caffe.bin
-STAMP=$OUT/.built-$SHA256
+# the stamp names the source and this script: an edited script (flags, patches) builds afresh
+STAMP=$OUT/.built-$SHA256-$(sha256sum "$0" | cut -c1-16)
 
 if [ -x "$BIN" ] && [ -f "$STAMP" ]; then echo "$BIN"; exit 0; fi
 
@@ -51,12 +52,14 @@ fi
 mkdir -p "$OUT"
 if [ ! -f "$OUT/$TARBALL" ]; then
   echo "bench/caffe/build.sh: downloading $URL" >&2
-  curl -fsSL --retry 2 -o "$OUT/$TARBALL.part" "$URL" || { echo "bench/caffe/build.sh: cannot download $URL" >&2; exit 1; }
+  curl -fsSL --retry 2 --connect-timeout 20 --max-time 600 -o "$OUT/$TARBALL.part" "$URL" \
+    || { rm -f "$OUT/$TARBALL.part"; echo "bench/caffe/build.sh: cannot download $URL" >&2; exit 1; }
   mv "$OUT/$TARBALL.part" "$OUT/$TARBALL"
 fi
-echo "$SHA256  $OUT/$TARBALL" | sha256sum -c --quiet - || { echo "bench/caffe/build.sh: $OUT/$TARBALL: wrong SHA-256" >&2; exit 1; }
+echo "$SHA256  $OUT/$TARBALL" | sha256sum -c --quiet - \
+  || { rm -f "$OUT/$TARBALL"; echo "bench/caffe/build.sh: $OUT/$TARBALL: wrong SHA-256 (removed)" >&2; exit 1; }
 
-rm -rf "$OUT/src" && mkdir -p "$OUT/src"
+rm -rf "$OUT/src" "$OUT"/.built-* && mkdir -p "$OUT/src"
 tar xzf "$OUT/$TARBALL" -C "$OUT/src"
 # protobuf >= 3.11: SetTotalBytesLimit(total_bytes_limit) (the dropped argument only set a warning)
 sed -i 's/SetTotalBytesLimit(kProtoReadBytesLimit, 536870912)/SetTotalBytesLimit(kProtoReadBytesLimit)/' \

@@ -21,16 +21,21 @@ ops = torch.ops.replicate
 g = torch.Generator().manual_seed(3)
 special = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), float("nan"), 1e-40, -1e-40, 1.0, -1.0, 3e38])
 out = {{}}
-for dtype in (torch.float32, torch.float64):
-    for n in (1, 2, 3, 4, 5, 7, 15, 16, 17, 1023, 1024, 1025, 4095, 4097, 16384, 16385, 40001, 100003):
-        base = torch.randn(n + 3, generator=g, dtype=torch.float64) * 4
-        base[: min(n, 10)] = special[: min(n, 10)].double()
-        for off in (0, 1, 3):  # the output is fresh; the threads' ranges start anywhere in it
-            x = base[off: off + n].to(dtype)
-            t = torch.randn(n, generator=g, dtype=dtype)
-            for slope in (0.0, 0.1):
-                out[f"{{dtype}}/{{n}}/{{off}}/{{slope}}/f"] = ops.relu_forward(x, slope)
-                out[f"{{dtype}}/{{n}}/{{off}}/{{slope}}/b"] = ops.relu_backward(t, x, slope)
+# On 1-4 threads at::parallel_for's ranges start at every residue of 4 floats (2 doubles) of the
+# fresh output, so the unaligned heads before the streamed chunks run too.
+for threads in (1, 2, 3, 4):
+    torch.set_num_threads(threads)
+    for dtype in (torch.float32, torch.float64):
+        for n in (1, 2, 3, 4, 5, 7, 15, 16, 17, 1023, 1024, 1025, 4095, 4097, 16384, 16385, 40001, 100003, 65537,
+                  98305, 131074, 196611):
+            base = torch.randn(n + 3, generator=g, dtype=torch.float64) * 4
+            base[: min(n, 10)] = special[: min(n, 10)].double()
+            for off in (0, 1, 3):  # the input's offset in its storage
+                x = base[off: off + n].to(dtype)
+                t = torch.randn(n, generator=g, dtype=dtype)
+                for slope in (0.0, 0.1):
+                    out[f"{{threads}}/{{dtype}}/{{n}}/{{off}}/{{slope}}/f"] = ops.relu_forward(x, slope)
+                    out[f"{{threads}}/{{dtype}}/{{n}}/{{off}}/{{slope}}/b"] = ops.relu_backward(t, x, slope)
 torch.save(out, sys.argv[1])
 """
 
@@ -47,7 +52,7 @@ def _run(tmp_path, name, stream_min):
 def test_streamed_relu_gives_the_ordinary_loops_bytes(tmp_path):
     streamed = _run(tmp_path, "streamed", 0)
     plain = _run(tmp_path, "plain", 1 << 62)
-    assert streamed.keys() == plain.keys() and len(plain) == 2 * 18 * 3 * 2 * 2
+    assert streamed.keys() == plain.keys() and len(plain) == 4 * 2 * 22 * 3 * 2 * 2
     for k in plain:
         a, b = streamed[k], plain[k]
         assert a.dtype == b.dtype and a.shape == b.shape, k

@@ -3,6 +3,7 @@ own logs are read right, and the ratios divide numbers of one run the right way 
 needs Caffe built (``make caffe``), which make test does not do."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -35,12 +36,25 @@ def test_parse_caffe_train_log_steps():
     n = sum(1 for line in text.splitlines() if " iter/s, " in line and "] Iteration 0 (" not in line)
     assert len(steps) == n > 0
     assert steps[0] == pytest.approx(5.0)  # "Iteration 1 (200 iter/s, 0.005s/1 iters)"
+    assert caffe_time.parse_train(text, first=2) == steps[1:]  # the bench leaves out Caffe's first update too
     assert caffe_time.parse_train("I1203 10:00:00.0 1 solver.cpp:239] Iteration 2 (0.0765 iter/s, 13.082s/1 iters),"
                                   " loss = 6.9") == [pytest.approx(13082.0)]
 
 
+def _bench_run():
+    """bench/run.py, imported without its import-time changes to this process's environment (it drops
+    the OPENBLAS_* variables for its fast mode, which the tests after this one need)."""
+    env = dict(os.environ)
+    try:
+        from bench import run as bench_run
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+    return bench_run
+
+
 def test_side_by_side_ratios(monkeypatch):
-    from bench import run as bench_run
+    bench_run = _bench_run()
     fake = {"binary": "caffe", "iterations": 2,
             "auto": {"env": {}, "time": {"iteration_ms": [9000.0, 8000.0], "forward_backward_ms": 8500.0,
                                          "per_layer_ms": {"conv1": {"forward": 500.0, "backward": 700.0}}},

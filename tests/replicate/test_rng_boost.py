@@ -151,6 +151,7 @@ def test_bernoulli_in_pieces_is_boosts_stream(boost_streams, dtype):
     for size in itertools.cycle(sizes):
         size = min(size, n - k)
         pieces.append(rng.bernoulli(size, p, dtype))
+        pieces.append(rng.bernoulli(0, p, dtype))  # draws nothing
         k += size
         if k == n:
             break
