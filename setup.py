@@ -53,6 +53,43 @@ def extension():
     return cpp_extension.CppExtension(**kwargs)
 
 
+# csrc/common.h (torch's library and ATen headers: about 10 s of each file's compile) is compiled once
+# into a GCC precompiled header with the very flags of the C++ files, and given to each of them
+# first (-include; every file includes it first itself, so each sees the same text either way).  A
+# header compiled with other flags is not used by GCC (it parses the text instead, and -Winvalid-pch
+# says so).  Measured on 2026-12-03: the build 2 min 33 s without it, 1 min 24 s with it (2 cores);
+# every one of the library's 1,685 functions has the same instructions either way (objdump, addresses
+# and alignment padding aside), only their order in the library differs.  REPLICATE_PCH=0 builds
+# without it.
+_write_and_compile = cpp_extension._write_ninja_file_and_compile_objects
+
+
+def _with_precompiled_common(sources, objects, cflags, post_cflags, build_directory, with_cuda=False,
+                             **kwargs):
+    if os.environ.get("REPLICATE_PCH", "1") != "0" and cpp_extension.get_cxx_compiler().endswith(("g++", "c++")):
+        import shlex
+        import subprocess
+        pch_dir = os.path.join(build_directory, "pch")
+        os.makedirs(pch_dir, exist_ok=True)
+        header = os.path.join(pch_dir, "replicate_common.h")
+        text = f'#include "{os.path.join(HERE, "csrc", "common.h")}"\n'
+        if not os.path.exists(header) or open(header).read() != text:
+            with open(header, "w") as f:
+                f.write(text)
+        flags = [a for f in cflags for a in shlex.split(f)] + [a for f in post_cflags for a in shlex.split(f)]
+        r = subprocess.run([cpp_extension.get_cxx_compiler(), "-x", "c++-header", *flags, header, "-o",
+                            header + ".gch"], capture_output=True, text=True)
+        if r.returncode == 0:
+            post_cflags = [*post_cflags, "-Winvalid-pch", "-include", shlex.quote(header)]
+        else:
+            print(f"setup.py: the precompiled header failed; building without it:\n{r.stderr[-2000:]}")
+    return _write_and_compile(sources=sources, objects=objects, cflags=cflags, post_cflags=post_cflags,
+                              build_directory=build_directory, with_cuda=with_cuda, **kwargs)
+
+
+cpp_extension._write_ninja_file_and_compile_objects = _with_precompiled_common
+
+
 setup(
     name="replicate-caffe",
     version="0.1.0",

@@ -1,3 +1,4 @@
+#include "common.h"  // first in every file (setup.py gives it to each as a precompiled header)
 #include "blas.h"
 
 #include <ATen/ATen.h>

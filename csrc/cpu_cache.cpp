@@ -11,6 +11,7 @@
 // 32 MB), cached blocks go back to the system first, largest first.  At most `max_cached` bytes
 // stay cached in any case.
 // Contents of reused blocks are not zeroed (torch's empty() makes no promise either).
+#include "common.h"  // first in every file (setup.py gives it to each as a precompiled header)
 #include "cpu_cache.h"
 
 #include <c10/core/Allocator.h>
