@@ -19,8 +19,9 @@
   peak RSS, and ours and Caffe's per-layer times side by side.  Absent when Caffe could not be built.
 * ``data_layer``, ``fillers``: throughput of our Data layer and of Caffe's filler draws.
 * ``startup``: process start to first training iteration of ``python -m replicate train`` on the
-  demo's mini CaffeNet, against ``python -c "import torch"`` alone, and the same command through a
-  fork server (``python -m replicate serve``; the sweep's trainers start this way) (bench/startup.py).
+  demo's mini CaffeNet, against ``python -c "import torch"`` alone, the same command through a
+  fork server (``python -m replicate serve``; the sweep's trainers start this way), and Caffe's own
+  ``caffe train`` on the same net and data when ``make caffe`` built it (bench/startup.py).
 * ``fast_vs_exact``: fast mode against exact mode, the largest relative differences of the printed
   losses and the final weights on every golden solver run and a 300-iteration mini CaffeNet, and
   exact mode against Caffe's bits (bench/fast_vs_exact.py): a measurement, not a bit promise.

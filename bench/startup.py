@@ -31,6 +31,15 @@ process that has imported torch already (replicate/zygote.py; the sweep's traine
 Its CPU milestones after ``forked`` are the forked run's own CPU seconds; its ``cpu_s`` adds the
 requesting process's and the run's.
 
+``caffe`` (when ``make caffe`` has built it, bench/caffe/build.sh): Caffe 1.0's own ``caffe train`` on
+the same solver, net and data, in the same rounds, its OpenBLAS in the parity setting (Haswell
+kernels, 1 thread, as exact mode): its milestones are the arrival times of its own log lines in
+this process (glog writes each line to stderr as it is made): ``solver`` ("Solver scaffolding
+done"), ``first_iteration`` (the last "Test net output" line of the test at iteration 0: the
+first training iteration starts right after it), ``first_iteration_display`` (its "Iteration 0
+(...)" line, after the first forward-backward), ``process_end``.  ``start_to_first_iteration_vs_caffe_s``:
+ours less Caffe's, best against best.
+
 CPU seconds (``milestones_cpu_s``: the process's own ``time.process_time()`` at each milestone,
 all its threads; ``cpu_s``: user + system from the child's rusage) are reported too: on a shared
 machine they move much less than wall-clock times.  ``caffe_reference``: Caffe 1.0's own log of the
@@ -125,6 +134,44 @@ def train_once(python: str, solver: Path, blas: str, env: dict, trace: Path, tea
     return {"marks": marks, "cpu": cpu, "cpu_s": cpu_s, "wall_s": r["wall_s"]}
 
 
+def caffe_once(binary: Path, solver: Path, env: dict) -> dict:
+    """Caffe's own ``caffe train`` on ``solver``: its milestones from its log lines' arrival."""
+    from bench.caffe_time import SETTINGS, openblas_dir
+    e = {k: v for k, v in env.items() if not k.startswith(("OPENBLAS_", "GLOG_"))}
+    e.update(SETTINGS["parity"], GLOG_logtostderr="1")
+    ob = openblas_dir()
+    if ob:
+        e["LD_LIBRARY_PATH"] = str(ob) + (":" + e["LD_LIBRARY_PATH"] if e.get("LD_LIBRARY_PATH") else "")
+    # the release's solvers say solver_mode: GPU (ours computes on the CPU regardless); a CPU-only
+    # Caffe refuses that, so it gets the same solver in CPU mode
+    cpu_solver = solver.with_name("caffe_cpu_" + solver.name)
+    text = solver.read_text()
+    cpu_solver.write_text(re.sub(r"(?m)^solver_mode:.*$", "", text) + "solver_mode: CPU\n")
+    t0 = time.monotonic()
+    proc = subprocess.Popen([str(binary), "train", "-solver", cpu_solver.name], cwd=solver.parent, env=e,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    marks, lines, in_test = {}, [], False
+    for raw in proc.stderr:
+        now = time.monotonic() - t0
+        line = raw.decode(errors="replace")
+        lines.append(line)
+        if "Solver scaffolding done" in line:
+            marks.setdefault("solver", now)
+        if "Iteration 0, Testing net" in line:
+            in_test = True
+        elif in_test and "Test net output" in line:
+            marks["first_iteration"] = now  # the last of them wins
+        elif re.search(r"\] Iteration 0 \(", line):
+            in_test = False
+            marks.setdefault("first_iteration_display", now)
+    _, status, ru = os.wait4(proc.pid, 0)
+    marks["process_end"] = time.monotonic() - t0
+    code = os.waitstatus_to_exitcode(status)
+    if code or "Optimization Done." not in "".join(lines) or "first_iteration" not in marks:
+        raise RuntimeError(f"caffe train failed ({code}):\n{''.join(lines)[-3000:]}")
+    return {"marks": marks, "cpu_s": ru.ru_utime + ru.ru_stime, "wall_s": marks["process_end"]}
+
+
 def start_server(python: str, folder: Path, env: dict):
     """``python -m replicate serve`` on a socket in ``folder``; (its Popen, socket, seconds to serving)."""
     sock = folder / "server" / "server.sock"
@@ -189,6 +236,17 @@ def run(rounds: int = 5, iterations: int = 20, blas: str = "exact", data: Path |
                     "train_via_server": lambda: train_once(python, solver, blas, env, trace, False, sock)}
         if teardown:
             variants["train_with_teardown"] = lambda: train_once(python, solver, blas, env, trace, True)
+        from bench.caffe_time import DEFAULT_BIN
+        caffe_bin = Path(os.environ.get("CAFFE_BIN", DEFAULT_BIN))
+        caffe_note = None
+        if caffe_bin.exists():
+            try:
+                caffe_once(caffe_bin, solver, env)  # a first run: does this Caffe read the data?
+                variants["caffe"] = lambda: caffe_once(caffe_bin, solver, env)
+            except RuntimeError as e:
+                caffe_note = f"Caffe could not run the net: {str(e)[-1500:]}"
+        else:
+            caffe_note = f"{caffe_bin} is absent (`make caffe` builds it): Caffe's start was not measured"
         got = {k: [] for k in variants}
         for r in range(rounds + 1):  # round 0 warms the page cache (and writes .pyc files): not counted
             for name, fn in variants.items():
@@ -226,6 +284,19 @@ def run(rounds: int = 5, iterations: int = 20, blas: str = "exact", data: Path |
         result["server_ready_s"] = round(server_ready, 3)
         result["start_to_first_iteration_via_server_s"] = v["first_iteration"]
         result["total_wall_via_server_s"] = v["process_end"]
+        if "caffe" in got:
+            runs = got["caffe"]
+            have = [m for m in ("solver", "first_iteration", "first_iteration_display", "process_end")
+                    if all(m in o["marks"] for o in runs)]
+            result["caffe"] = {"binary": str(caffe_bin), "openblas": "parity setting (Haswell kernels, 1 thread)",
+                               "milestones_s": {m: stats([o["marks"][m] for o in runs]) for m in have},
+                               "cpu_s": stats([o["cpu_s"] for o in runs])}
+            c = result["caffe"]["milestones_s"]["first_iteration"]["best"]
+            result["start_to_first_iteration_vs_caffe_s"] = {
+                "fresh_process": round(t["first_iteration"]["best"] - c, 3),
+                "via_server": round(v["first_iteration"]["best"] - c, 3)}
+        else:
+            result["caffe"] = {"skipped": caffe_note}
         result["caffe_reference"] = caffe_reference()
         return result
     finally:
@@ -255,6 +326,15 @@ def summary(r: dict) -> str:
         w = r["train_with_teardown"]
         lines.append(f"with Python's teardown at exit (REPLICATE_FAST_EXIT=0): process end "
                      f"{w['milestones_s']['process_end']['best']:.3f} s, CPU {w['cpu_s']['best']:.3f} s")
+    cf = r.get("caffe", {})
+    if "milestones_s" in cf:
+        m = cf["milestones_s"]
+        d = r["start_to_first_iteration_vs_caffe_s"]
+        lines.append(f"Caffe 1.0 itself (caffe train, same net and data): first iteration {m['first_iteration']['best']:.3f}"
+                     f" s (median {m['first_iteration']['median']:.3f}), process end {m['process_end']['best']:.3f} s; "
+                     f"ours less Caffe's: fresh {d['fresh_process']:+.3f} s, through the server {d['via_server']:+.3f} s")
+    elif cf:
+        lines.append(f"Caffe: {cf.get('skipped')}")
     return "\n".join(lines)
 
 

@@ -10,8 +10,8 @@
 # (bench/caffe/README.md).
 #
 # Built with Caffe's own Makefile at -O3 (the goldens' Caffe was a CMake Release build: -O3, no
-# -march), CPU_ONLY, without OpenCV, LevelDB and LMDB (no layer of the benchmark's net reads them),
-# linked against Debian's OpenBLAS 0.3.21
+# -march), CPU_ONLY, with LMDB (bench/startup.py times Caffe's start on the demo's LMDB data) but
+# without OpenCV and LevelDB (no benchmarked net reads them), linked against Debian's OpenBLAS 0.3.21
 # (libopenblas0-pthread: the library exact mode reproduces; its kernels and threads are chosen at
 # run time through OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS). One change to the source, for the
 # protobuf of this Debian (3.21): CodedInputStream::SetTotalBytesLimit lost its second argument (a
@@ -35,7 +35,7 @@ STAMP=$OUT/.built-$SHA256-$(sha256sum "$0" | cut -c1-16)
 
 if [ -x "$BIN" ] && [ -f "$STAMP" ]; then echo "$BIN"; exit 0; fi
 
-PKGS="libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgflags-dev libhdf5-dev
+PKGS="libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgflags-dev libhdf5-dev liblmdb-dev
       libboost-system1.74-dev libboost-filesystem1.74-dev libboost-thread1.74-dev
       libopenblas-pthread-dev libopenblas0-pthread"
 missing=""
@@ -72,7 +72,8 @@ cat > "$OUT/src/Makefile.config" <<EOF
 CPU_ONLY := 1
 USE_OPENCV := 0
 USE_LEVELDB := 0
-USE_LMDB := 0
+USE_LMDB := 1
+ALLOW_LMDB_NOLOCK := 1
 BLAS := open
 BLAS_INCLUDE := /usr/include/$MULTIARCH/openblas-pthread
 BLAS_LIB := /usr/lib/$MULTIARCH/openblas-pthread

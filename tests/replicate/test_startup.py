@@ -189,3 +189,11 @@ def test_startup_bench_reports_fresh_and_forked_starts():
     assert out["start_to_first_iteration_s"]["best"] > 0
     assert out["start_to_first_iteration_via_server_s"]["best"] > 0 and out["server_ready_s"] > 0
     assert "forked" in out["train_via_server"]["milestones_s"] and "forked" not in out["train"]["milestones_s"]
+    # Caffe's own start on the same net and data when `make caffe` has built it (make bench), else why not
+    from bench.caffe_time import DEFAULT_BIN
+    if Path(os.environ.get("CAFFE_BIN", DEFAULT_BIN)).exists():
+        c = out["caffe"]["milestones_s"]
+        assert 0 < c["solver"]["best"] < c["first_iteration"]["best"] < c["process_end"]["best"]
+        assert set(out["start_to_first_iteration_vs_caffe_s"]) == {"fresh_process", "via_server"}
+    else:
+        assert "make caffe" in out["caffe"]["skipped"]
