@@ -60,6 +60,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -150,6 +151,8 @@ def caffe_once(binary: Path, solver: Path, env: dict) -> dict:
     t0 = time.monotonic()
     proc = subprocess.Popen([str(binary), "train", "-solver", cpu_solver.name], cwd=solver.parent, env=e,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    killer = threading.Timer(600, proc.kill)  # a Caffe that hangs is killed (its run fails below)
+    killer.start()
     marks, lines, in_test = {}, [], False
     for raw in proc.stderr:
         now = time.monotonic() - t0
@@ -165,6 +168,7 @@ def caffe_once(binary: Path, solver: Path, env: dict) -> dict:
             in_test = False
             marks.setdefault("first_iteration_display", now)
     _, status, ru = os.wait4(proc.pid, 0)
+    killer.cancel()
     marks["process_end"] = time.monotonic() - t0
     code = os.waitstatus_to_exitcode(status)
     if code or "Optimization Done." not in "".join(lines) or "first_iteration" not in marks:

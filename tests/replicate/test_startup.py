@@ -192,6 +192,7 @@ def test_startup_bench_reports_fresh_and_forked_starts():
     # Caffe's own start on the same net and data when `make caffe` has built it (make bench), else why not
     from bench.caffe_time import DEFAULT_BIN
     if Path(os.environ.get("CAFFE_BIN", DEFAULT_BIN)).exists():
+        assert "milestones_s" in out["caffe"], out["caffe"]  # e.g. a Caffe built before it read LMDB: make caffe
         c = out["caffe"]["milestones_s"]
         assert 0 < c["solver"]["best"] < c["first_iteration"]["best"] < c["process_end"]["best"]
         assert set(out["start_to_first_iteration_vs_caffe_s"]) == {"fresh_process", "via_server"}
