@@ -56,6 +56,17 @@ def openblas_dir() -> Path | None:
     return None
 
 
+def caffe_env(setting: str, base: dict, **extra: str) -> dict:
+    """``base`` without its OpenBLAS, glog and OpenMP variables, then ``setting``'s OpenBLAS variables,
+    glog to stderr, ``extra``, and Debian's OpenBLAS first on the library path."""
+    env = {k: v for k, v in base.items() if not k.startswith(("OPENBLAS_", "GLOG_", "OMP_"))}
+    env.update(SETTINGS[setting], GLOG_logtostderr="1", **extra)
+    ob = openblas_dir()
+    if ob:
+        env["LD_LIBRARY_PATH"] = str(ob) + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+    return env
+
+
 TIMEOUT_S = 1800  # a Caffe that hangs is killed, and the bench goes on
 
 
@@ -91,8 +102,7 @@ def parse_time(text: str) -> dict:
     layers: dict = {}
     for m in re.finditer(r"\]\s+(\S+)\s+(forward|backward): ([\d.]+) ms", text):
         layers.setdefault(m.group(1), {})[m.group(2)] = float(m.group(3))
-    avg = {k: float(v) for k, v in re.findall(r"Average (Forward|Backward|Forward-Backward) pass?:? ([\d.]+) ms",
-                                              text)}
+    avg = {k: float(v) for k, v in re.findall(r"Average (Forward|Backward) pass: ([\d.]+) ms", text)}
     fb = re.findall(r"Average Forward-Backward: ([\d.]+) ms", text)
     return {"iteration_ms": it, "per_layer_ms": layers,
             "forward_ms": avg.get("Forward"), "backward_ms": avg.get("Backward"),
@@ -116,12 +126,9 @@ def core(text: str) -> str | None:
 
 def measure(binary: Path, setting: str, iterations: int) -> dict:
     model = shared() / "golden" / "perf" / "caffenet_train_b256.prototxt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_", "GLOG_", "OMP_"))}
-    env.update(SETTINGS[setting], OPENBLAS_VERBOSE="2", GLOG_logtostderr="1")
+    env = caffe_env(setting, os.environ, OPENBLAS_VERBOSE="2")
     ob = openblas_dir()
-    if ob:
-        env["LD_LIBRARY_PATH"] = str(ob) + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-    row: dict = {"env": {k: v for k, v in SETTINGS[setting].items()}, "openblas_dir": str(ob) if ob else None,
+    row: dict = {"env": dict(SETTINGS[setting]), "openblas_dir": str(ob) if ob else None,
                  "cpus": len(os.sched_getaffinity(0))}
     with tempfile.TemporaryDirectory(prefix="caffe-bench-") as tmp:
         rc, text, wall, rss = _run([str(binary), "time", "-model", str(model), "-iterations", str(iterations)],

@@ -137,12 +137,8 @@ def train_once(python: str, solver: Path, blas: str, env: dict, trace: Path, tea
 
 def caffe_once(binary: Path, solver: Path, env: dict) -> dict:
     """Caffe's own ``caffe train`` on ``solver``: its milestones from its log lines' arrival."""
-    from bench.caffe_time import SETTINGS, openblas_dir
-    e = {k: v for k, v in env.items() if not k.startswith(("OPENBLAS_", "GLOG_"))}
-    e.update(SETTINGS["parity"], GLOG_logtostderr="1")
-    ob = openblas_dir()
-    if ob:
-        e["LD_LIBRARY_PATH"] = str(ob) + (":" + e["LD_LIBRARY_PATH"] if e.get("LD_LIBRARY_PATH") else "")
+    from bench.caffe_time import caffe_env
+    e = caffe_env("parity", env)
     # the release's solvers say solver_mode: GPU (ours computes on the CPU regardless); a CPU-only
     # Caffe refuses that, so it gets the same solver in CPU mode
     cpu_solver = solver.with_name("caffe_cpu_" + solver.name)

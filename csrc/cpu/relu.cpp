@@ -70,9 +70,14 @@ inline void stream_copy(const double* src, double* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = src[i];
 }
 
-// compute(i, m, dst) writes the elements [i, i + m) of the range to dst[0, m).
+// compute(i, m, dst) writes the elements [i, i + m) of the range to dst[0, m); streamed to out when
+// `stream`, else straight into it.
 template <typename T, typename F>
-void streamed(T* out, int64_t n, const F& compute) {
+void store_range(bool stream, T* out, int64_t n, const F& compute) {
+  if (!stream) {
+    compute(0, n, out);
+    return;
+  }
   int64_t head = std::min<int64_t>(n, ((16 - (reinterpret_cast<uintptr_t>(out) & 15)) & 15) / sizeof(T));
   if (reinterpret_cast<uintptr_t>(out) % sizeof(T)) head = n;  // not element-aligned: no streaming
   if (head) compute(0, head, out);
@@ -87,7 +92,7 @@ void streamed(T* out, int64_t n, const F& compute) {
 }
 #else
 template <typename T, typename F>
-void streamed(T* out, int64_t n, const F& compute) { compute(0, n, out); }
+void store_range(bool, T* out, int64_t n, const F& compute) { compute(0, n, out); }
 #endif
 
 at::Tensor relu_forward(const at::Tensor& input, double negative_slope) {
@@ -101,10 +106,8 @@ at::Tensor relu_forward(const at::Tensor& input, double negative_slope) {
     T* out = top.data_ptr<T>();
     const bool stream = x.numel() * int64_t(sizeof(T)) >= stream_min_bytes();
     at::parallel_for(0, x.numel(), 1 << 14, [&](int64_t b, int64_t e) {
-      if (stream)
-        streamed(out + b, e - b, [&](int64_t i, int64_t m, T* dst) { relu_value_range(in + b + i, dst, m, slope); });
-      else
-        relu_value_range(in + b, out + b, e - b, slope);
+      store_range(stream, out + b, e - b,
+                  [&](int64_t i, int64_t m, T* dst) { relu_value_range(in + b + i, dst, m, slope); });
     });
   });
   return top;
@@ -125,11 +128,8 @@ at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& input,
     T* out = bottom.data_ptr<T>();
     const bool stream = x.numel() * int64_t(sizeof(T)) >= stream_min_bytes();
     at::parallel_for(0, x.numel(), 1 << 14, [&](int64_t b, int64_t e) {
-      if (stream)
-        streamed(out + b, e - b,
-                 [&](int64_t i, int64_t m, T* dst) { relu_grad_range(t + b + i, in + b + i, dst, m, slope); });
-      else
-        relu_grad_range(t + b, in + b, out + b, e - b, slope);
+      store_range(stream, out + b, e - b,
+                  [&](int64_t i, int64_t m, T* dst) { relu_grad_range(t + b + i, in + b + i, dst, m, slope); });
     });
   });
   return bottom;

@@ -271,26 +271,20 @@ at::Tensor bernoulli(at::Tensor& state, int64_t n, double p, bool is_double) {
   MT19937 eng(state);
   // One word a draw, drawn a block at a time (MT19937::fill), then compared; the same words and the
   // same comparisons as one draw after another.
-  constexpr int64_t kBlock = 1024;
-  uint32_t words[kBlock];
-  if (!is_double) {
-    const float pf = float(p);
-    if (pf == 0.f) { out.zero_(); return out; }  // Boost returns false without a draw
-    const float bound = pf * float(uint32_t(0xffffffffu));
+  auto draw = [&](auto pt) {
+    using T = decltype(pt);
+    if (pt == T(0)) { out.zero_(); return; }  // Boost returns false without a draw
+    const T bound = pt * T(uint32_t(0xffffffffu));
+    constexpr int64_t kBlock = 1024;
+    uint32_t words[kBlock];
     for (int64_t k = 0; k < n; k += kBlock) {
       const int64_t m = std::min(kBlock, n - k);
       eng.fill(words, m);
-      for (int64_t j = 0; j < m; ++j) o[k + j] = float(words[j]) <= bound;
+      for (int64_t j = 0; j < m; ++j) o[k + j] = T(words[j]) <= bound;
     }
-  } else {
-    if (p == 0.) { out.zero_(); return out; }
-    const double bound = p * double(uint32_t(0xffffffffu));
-    for (int64_t k = 0; k < n; k += kBlock) {
-      const int64_t m = std::min(kBlock, n - k);
-      eng.fill(words, m);
-      for (int64_t j = 0; j < m; ++j) o[k + j] = double(words[j]) <= bound;
-    }
-  }
+  };
+  if (is_double) draw(p);
+  else draw(float(p));
   return out;
 }
 
