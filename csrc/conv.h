@@ -2,6 +2,7 @@
 // arguments, checked once for the CPU kernels (csrc/cpu/convolution.cpp, im2col.cpp) and the CUDA
 // glue (csrc/cuda/convolution.cpp, glue.cpp).
 #pragma once
+#include <string>
 #include <tuple>
 #include <utility>
 
@@ -80,5 +81,13 @@ inline std::pair<at::Tensor, cpu::ConvGeom> col2im_setup(const char* op, const a
   else check_shape(op, "col", c, {c.size(0), rows, S});
   return {c, g};
 }
+
+namespace cpu {
+// Which kernel conv_forward / conv_backward run for these CPU operands from the calling thread:
+// "caffe" (Caffe's calls and order: exact mode or `engine: CAFFE`), or fast mode's "winograd"
+// (csrc/cpu/conv_winograd.cpp), "onednn" (torch's convolution) or "im2col" (csrc/cpu/convolution.cpp).
+std::string conv_algorithm(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+                           at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group);
+}  // namespace cpu
 
 }  // namespace replicate

@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "blas.h"
+#include "conv.h"
 #include "cpu_cache.h"
 #include "cpu/rng.h"
 
@@ -148,6 +149,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "returns the previous request", pybind11::arg("wanted"));
   m.def("caffe_order", &replicate::blas::caffe_order,
         "Whether ops called from this thread compute in Caffe's order (exact mode, or asked for)");
+  m.def("conv_algorithm", &replicate::cpu::conv_algorithm,
+        "The kernel a CPU convolution with these operands runs from this thread: 'caffe', 'winograd', 'onednn' "
+        "or 'im2col'", pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("stride"),
+        pybind11::arg("pad"), pybind11::arg("dilation"), pybind11::arg("group"));
   m.def("enable_cpu_cache", &replicate::enable_cpu_cache, "Install the caching CPU allocator (cap in bytes)",
         pybind11::arg("max_cached_bytes"));
   m.def("cpu_cache_enabled", &replicate::cpu_cache_enabled);

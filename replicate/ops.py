@@ -95,6 +95,19 @@ def empty_cpu_cache() -> None:
     _C.empty_cpu_cache()
 
 
+def conv_algorithm(input: Tensor, weight: Tensor, stride: IntPair = 1, pad: IntPair = 0, dilation: IntPair = 1,
+                   group: int = 1) -> str:
+    """The kernel ``conv_forward`` / ``conv_backward`` run for these CPU operands from this thread:
+    ``"caffe"`` (Caffe's calls in Caffe's order: exact mode, or a layer with ``engine: CAFFE``), or
+    fast mode's ``"winograd"`` (F(2x2, 3x3): float32 3x3 stride-1 convolutions, at most 32x32 out,
+    at least 16 channels a group each way), ``"onednn"`` (torch's own convolution) or ``"im2col"``.
+    ``"cuda"`` for CUDA operands."""
+    if input.device.type != "cpu":
+        return "cuda"
+    return _C.conv_algorithm(input, weight, list(pair(stride, "stride")), list(pair(pad, "pad")),
+                             list(pair(dilation, "dilation")), group)
+
+
 class blas_mode:
     """Context manager: ``with blas_mode("exact"): ...``."""
 

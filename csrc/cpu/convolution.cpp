@@ -39,6 +39,7 @@
 #include "../blas.h"
 #include "../common.h"
 #include "../conv.h"
+#include "conv_winograd.h"
 #include "im2col.h"
 #include "relu.h"
 
@@ -320,6 +321,10 @@ at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const
   }
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
   const at::Tensor b = bias ? bias->contiguous() : at::Tensor();
+  if (winograd::applies(c, x)) {
+    c10::AutoGradMode no_grad(false);
+    return winograd::forward(c, x, w, b, relu_slope ? std::optional<float>(caffe_param<float>(*relu_slope)) : std::nullopt);
+  }
   if (use_onednn(x)) {
     c10::AutoGradMode no_grad(false);
     const std::optional<at::Tensor> ob = bias ? std::optional<at::Tensor>(b) : std::nullopt;
@@ -389,6 +394,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
   at::Tensor td = grad_output.contiguous();
   const at::Tensor rt = relu_top ? relu_top->contiguous() : at::Tensor();
+  if (winograd::applies(c, x)) {
+    c10::AutoGradMode no_grad(false);
+    return winograd::backward(c, td, x, w, rt, caffe_param<float>(relu_slope), output_mask, weight_diff, bias_diff);
+  }
   if (use_onednn(x)) {
     if (weight_diff && output_mask[1])
       check_like(op, "weight_diff", *weight_diff, input, weight.sizes(), 4, "the weight's shape");
@@ -512,6 +521,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
 }
 
 }  // namespace
+
+std::string conv_algorithm(const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef stride,
+                           at::IntArrayRef pad, at::IntArrayRef dilation, int64_t group) {
+  const Conv c = setup("conv_algorithm", input, weight, stride, pad, dilation, group);
+  if (blas::caffe_order()) return "caffe";
+  if (winograd::applies(c, input)) return "winograd";
+  if (use_onednn(input)) return "onednn";
+  return "im2col";
+}
+
 }  // namespace cpu
 
 TORCH_LIBRARY_IMPL(replicate, CPU, m) {

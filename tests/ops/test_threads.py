@@ -26,10 +26,18 @@ def _cases():
     fc, lab = r(9, 10), torch.arange(9) % 10
     prob = ops.softmax_loss_forward(fc, lab, 1, 1, None)[1]
     conv_diff, ip_diff, ip_w = r(*conv_top.shape), r(5, 8), r(8, 12 * 15 * 15)
+    # 3x3 stride 1 with 16 channels a group: fast mode's Winograd kernel, 33 images in 3 chunks
+    wx, ww, wb = r(33, 32, 9, 9), r(32, 16, 3, 3), r(32)
+    wtop = ops.conv_forward(wx, ww, wb, [1, 1], [1, 1], [1, 1], 2, relu_slope=0.1)
+    wdiff = r(*wtop.shape)
     cases = {
         "conv_forward": (True, lambda: ops.conv_forward(x, w, b, [2, 2], [1, 1], [1, 1], 2)),
         "conv_backward": (True, lambda: ops.conv_backward(conv_diff, x, w, [2, 2], [1, 1], [1, 1], 2,
                                                           [True, True, True])),
+        "conv_winograd": (True, lambda: (
+            ops.conv_forward(wx, ww, wb, [1, 1], [1, 1], [1, 1], 2, relu_slope=0.1),
+            ops.conv_backward(wdiff, wx, ww, [1, 1], [1, 1], [1, 1], 2, [True, True, True], relu_top=wtop,
+                              relu_slope=0.1))),
         "inner_product_backward": (True, lambda: ops.inner_product_backward(
             ip_diff, x.reshape(5, -1), ip_w, False, [True, True, True])),
         "lrn_across": (True, lambda: ops.lrn_across_backward(x, x, *lrn, 5, 1e-2, 0.75)),
