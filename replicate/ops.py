@@ -100,7 +100,9 @@ def conv_algorithm(input: Tensor, weight: Tensor, stride: IntPair = 1, pad: IntP
     """The kernel ``conv_forward`` / ``conv_backward`` run for these CPU operands from this thread:
     ``"caffe"`` (Caffe's calls in Caffe's order: exact mode, or a layer with ``engine: CAFFE``), or
     fast mode's ``"winograd"`` (F(2x2, 3x3): float32 3x3 stride-1 convolutions, at most 32x32 out,
-    at least 16 channels a group each way), ``"onednn"`` (torch's own convolution) or ``"im2col"``.
+    at least 16 channels a group each way, a batch filling its chunks of 16 images at least 3/4 on
+    average; env ``REPLICATE_CONV_WINOGRAD``: ``0`` never, ``always`` any batch), ``"onednn"``
+    (torch's own convolution) or ``"im2col"``.
     ``"cuda"`` for CUDA operands."""
     if input.device.type != "cpu":
         return "cuda"

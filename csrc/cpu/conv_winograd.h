@@ -13,7 +13,9 @@ namespace winograd {
 
 // Whether fast mode computes this call by Winograd: float32, not in Caffe's order (exact mode or
 // `engine: CAFFE`), a 3x3 kernel at stride 1 and dilation 1, groups of at least kMinChannels input
-// and output channels, and REPLICATE_CONV_WINOGRAD not 0.
+// and output channels, a batch that fills its chunks of 16 images at least 3/4 on average (12
+// images a chunk: 12 to 16, 24 to 32, ...), and REPLICATE_CONV_WINOGRAD not 0. With
+// REPLICATE_CONV_WINOGRAD=always any batch qualifies (tests; chunks then may run mostly empty).
 bool applies(const Conv& c, const at::Tensor& x);
 
 // top = conv(x, w) + b, rectified in place with `relu_slope` when given (the net's fused ReLU).

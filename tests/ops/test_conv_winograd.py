@@ -6,7 +6,9 @@ doubles), with a tolerance that float32 rounding meets by a wide margin (measure
 relative L2) and that a wrong transform coefficient, a lost tile or an overlap added twice breaks by
 orders of magnitude.  Also: which kernel runs where (``conv_algorithm``), the chunking of images
 (batches of 1 to 33, the last chunk partial), the fused ReLU, the given diffs accumulated, every
-backward mask, an empty batch, and the switch that turns it off."""
+backward mask, an empty batch, the batch rule (Winograd takes a batch that fills its chunks of 16
+images at least 3/4 on average), and the switch (``REPLICATE_CONV_WINOGRAD``: 0 off, ``always``
+for any batch, which these tests use to reach partial and near-empty chunks)."""
 from __future__ import annotations
 
 import os
@@ -33,6 +35,13 @@ SHAPES = [
 ]
 REL_L2 = 1e-5  # measured 0.6e-7 to 7e-7
 MAX_ABS = 1e-5  # of the largest reference value
+
+
+@pytest.fixture(autouse=True)
+def always(monkeypatch):
+    """Winograd for every batch the shape rule allows (read at each call), so that small batches
+    and partial chunks are tested too."""
+    monkeypatch.setenv("REPLICATE_CONV_WINOGRAD", "always")
 
 
 @pytest.fixture
@@ -148,12 +157,33 @@ def test_exact_mode_is_caffes():
         assert R.conv_algorithm(torch.randn(2, 32, 13, 13), torch.randn(32, 32, 3, 3), 1, 1) == "caffe"
 
 
+def test_batch_rule(fast, monkeypatch):
+    """By default Winograd takes a batch that fills its chunks of 16 images at least 3/4 on average
+    (12 images a chunk): a chunk costs as much with one image as with 16 (CaffeNet's conv3 at batch
+    1: 18 ms against oneDNN's 1.6 ms). The rule reads the batch only: the thread count never
+    changes which kernel runs, so it changes no bit."""
+    monkeypatch.delenv("REPLICATE_CONV_WINOGRAD")
+    w = torch.randn(32, 32, 3, 3)
+    takes = {0, 12, 13, 16, 24, 32, 36, 48, 50, 256}
+    prev = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for n in (0, 1, 2, 8, 11, 12, 13, 16, 17, 23, 24, 32, 33, 35, 36, 48, 50, 256):
+                got = R.conv_algorithm(torch.empty(n, 32, 13, 13), w, 1, 1)
+                assert (got == "winograd") == (n in takes), (threads, n, got)
+    finally:
+        torch.set_num_threads(prev)
+
+
 def test_switched_off():
-    """REPLICATE_CONV_WINOGRAD=0 (read once per process) sends these convolutions back to oneDNN
-    (or im2col without it)."""
+    """REPLICATE_CONV_WINOGRAD=0 sends these convolutions back to oneDNN (or im2col without it);
+    ``always`` takes a batch of 2, which the default leaves to oneDNN."""
     code = ("import torch; from replicate import ops as R; R.set_blas('fast'); "
-            "print(R.conv_algorithm(torch.randn(2, 32, 13, 13), torch.randn(32, 32, 3, 3), 1, 1))")
-    for value, want in (("0", {"onednn", "im2col"}), ("1", {"winograd"})):
+            "print(R.conv_algorithm(torch.randn(2, 32, 13, 13), torch.randn(32, 32, 3, 3), 1, 1), "
+            "R.conv_algorithm(torch.randn(32, 32, 13, 13), torch.randn(32, 32, 3, 3), 1, 1))")
+    for value, want in (("0", {"onednn onednn", "im2col im2col"}), ("always", {"winograd winograd"}),
+                        ("", {"onednn winograd", "im2col winograd"})):
         env = dict(os.environ, REPLICATE_CONV_WINOGRAD=value)
         r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-2000:]
