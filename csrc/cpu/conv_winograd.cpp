@@ -15,8 +15,8 @@
 // Work goes in chunks of 16 images, each GEMM column one tile of the 16 images side by side, so that
 // a GEMM has 16 x tiles columns and the transforms work on vectors of 16 lanes (one per image:
 // GCC's vector extensions, compiled for AVX-512, AVX2 and the baseline, chosen at load time; the
-// same operations, so the same bits, on each).  The GEMMs are single-threaded, the chunks over the
-// threads.  The parameter diffs are summed per chunk in the Winograd domain, transformed back, and
+// same operations, so the same bits, on each).  The GEMMs are single-threaded; the chunks go in
+// blocks, each block in phases split over the threads (see forward).  The parameter diffs are summed per chunk in the Winograd domain, transformed back, and
 // the chunks' sums added in chunk order at the end, as the im2col path sums its blocks of 16: the
 // thread count cannot change a bit.
 #include "conv_winograd.h"
@@ -307,6 +307,21 @@ bool applies(const Conv& c, const at::Tensor& x) {
   return always || c.num >= kMinFill * chunks;
 }
 
+// Chunks go in blocks of as many chunks as there are threads, each block in phases (the
+// transforms of every (chunk, channel), then the GEMMs of every (chunk, group, position e), then
+// the transforms back), each phase split over the threads. Every element is computed by the same
+// operations in the same order whichever thread does it and however the chunks are blocked, so the
+// thread count changes no bit; and a batch of few chunks still keeps every thread busy (16 cores
+// and one chunk: the GEMMs of the 16 positions e side by side).
+//
+// Each chunk of a block has its own buffers, allocated apart (not one buffer for the block): glibc's malloc serves an allocation below 32 MB from its heap once one of that size has
+// been freed, but maps a larger one afresh at every call, and touching its fresh pages made a
+// 2-thread conv3 forward at batch 32 about 50% slower when a block's buffers were one allocation
+// (the caching allocator, ops.enable_cpu_cache, which nets use, avoids it either way).
+static int64_t block_chunks(int64_t chunks) {
+  return std::max<int64_t>(1, std::min<int64_t>(chunks, at::get_num_threads()));
+}
+
 at::Tensor forward(const Conv& c, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                    std::optional<float> relu_slope) {
   const Plan p = make_plan(c);
@@ -317,29 +332,45 @@ at::Tensor forward(const Conv& c, const at::Tensor& x, const at::Tensor& w, cons
   const float* slope = relu_slope ? &*relu_slope : nullptr;
   float* td = top.data_ptr<float>();
   const int64_t in_dim = c.in_dim(), out_dim = c.out_dim(), S = p.oh * p.ow, chunks = (c.num + L - 1) / L;
-  at::parallel_for(0, chunks, 1, [&](int64_t q0, int64_t q1) {
-    Work s;
-    float* v = buf(s.v, 16 * p.Cg * p.P);
-    float* m = buf(s.m, 16 * p.Kg * p.P);
-    float* lanes = buf(s.lanes, std::max(p.Hp * p.Wp, 4 * p.T) * L);
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t n0 = q * L, count = std::min<int64_t>(L, c.num - n0);
-      for (int64_t gi = 0; gi < c.group; ++gi) {
-        for (int64_t cc = 0; cc < p.Cg; ++cc) {
-          gather_input(p, xd + n0 * in_dim + (gi * p.Cg + cc) * p.H * p.W, in_dim, count, lanes);
-          input_tiles(p, lanes, v + cc * p.P, p.Cg * p.P);
-        }
-        for (int e = 0; e < 16; ++e)
-          blas::gemm_ld<float>(blas::NoTrans, blas::NoTrans, p.Kg, p.P, p.Cg, 1.f, ud + (gi * 16 + e) * p.Kg * p.Cg,
-                               p.Cg, v + e * p.Cg * p.P, p.P, 0.f, m + e * p.Kg * p.P, p.P);
-        for (int64_t kk = 0; kk < p.Kg; ++kk) {
-          const int64_t k = gi * p.Kg + kk;
-          output_tiles(p, m + kk * p.P, p.Kg * p.P, lanes);
-          scatter_output(p, lanes, count, bd ? bd[k] : 0.f, td + n0 * out_dim + k * S, out_dim, slope);
-        }
+  const int64_t G = c.group, B = block_chunks(chunks), lanes_n = std::max(p.Hp * p.Wp, 4 * p.T) * L;
+  const int64_t vsz = 16 * p.Cg * p.P, msz = 16 * p.Kg * p.P;  // one (chunk, group)'s V and M
+  std::vector<Work> slot(B);  // one chunk's buffers each, allocated apart (block_chunks)
+  std::vector<float*> V(B), M(B);
+  for (int64_t qb = 0; qb < B; ++qb) {
+    V[qb] = buf(slot[qb].v, G * vsz);
+    M[qb] = buf(slot[qb].m, G * msz);
+  }
+  for (int64_t q0 = 0; q0 < chunks; q0 += B) {
+    const int64_t nb = std::min(B, chunks - q0);
+    at::parallel_for(0, nb * G * p.Cg, 1, [&](int64_t t0, int64_t t1) {  // V = B^T d B
+      Work s;
+      float* lanes = buf(s.lanes, lanes_n);
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t qb = t / (G * p.Cg), gi = t / p.Cg % G, cc = t % p.Cg, n0 = (q0 + qb) * L;
+        gather_input(p, xd + n0 * in_dim + (gi * p.Cg + cc) * p.H * p.W, in_dim, std::min<int64_t>(L, c.num - n0),
+                     lanes);
+        input_tiles(p, lanes, V[qb] + gi * vsz + cc * p.P, p.Cg * p.P);
       }
-    }
-  });
+    });
+    at::parallel_for(0, nb * G * 16, 1, [&](int64_t t0, int64_t t1) {  // M_e = U_e V_e
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t qb = t / (G * 16), gi = t / 16 % G, e = t % 16;
+        blas::gemm_ld<float>(blas::NoTrans, blas::NoTrans, p.Kg, p.P, p.Cg, 1.f, ud + (gi * 16 + e) * p.Kg * p.Cg,
+                             p.Cg, V[qb] + gi * vsz + e * p.Cg * p.P, p.P, 0.f, M[qb] + gi * msz + e * p.Kg * p.P,
+                             p.P);
+      }
+    });
+    at::parallel_for(0, nb * G * p.Kg, 1, [&](int64_t t0, int64_t t1) {  // Y = A^T M A
+      Work s;
+      float* lanes = buf(s.lanes, lanes_n);
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t qb = t / (G * p.Kg), gi = t / p.Kg % G, kk = t % p.Kg, k = gi * p.Kg + kk, n0 = (q0 + qb) * L;
+        output_tiles(p, M[qb] + gi * msz + kk * p.P, p.Kg * p.P, lanes);
+        scatter_output(p, lanes, std::min<int64_t>(L, c.num - n0), bd ? bd[k] : 0.f, td + n0 * out_dim + k * S,
+                       out_dim, slope);
+      }
+    });
+  }
   return top;
 }
 
@@ -364,48 +395,76 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const Conv& c, const at:
   const int64_t wcount = want_w ? gw.numel() : 0, bcount = want_b ? gb.numel() : 0;
   const at::Tensor partial = at::empty({chunks, wcount + bcount}, x.options());
   float* const pd = partial.data_ptr<float>();
-  at::parallel_for(0, chunks, 1, [&](int64_t q0, int64_t q1) {
-    Work s;
-    float* v = buf(s.v, 16 * p.Cg * p.P);
-    float* dm = buf(s.m, 16 * p.Kg * p.P);
-    float* lanes = buf(s.lanes, std::max(p.Hp * p.Wp, 4 * p.T) * L);
-    float* row = buf(s.row, p.ow);
-    float* du = want_w ? buf(s.du, 16 * p.Kg * p.Cg) : nullptr;
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t n0 = q * L, count = std::min<int64_t>(L, c.num - n0);
-      float* pw = pd + q * (wcount + bcount);
-      float* pb = pw + wcount;
-      for (int64_t gi = 0; gi < c.group; ++gi) {
-        for (int64_t kk = 0; kk < p.Kg; ++kk) {
-          const int64_t k = gi * p.Kg + kk, off = n0 * out_dim + k * S;
-          const float sum = gather_top_diff(p, tdd + off, rtd ? rtd + off : nullptr, relu_slope, count, out_dim,
-                                            lanes, row);
-          if (want_b) pb[k] = sum;
-          if (want_w || want_x) top_diff_tiles(p, lanes, dm + kk * p.P, p.Kg * p.P);
-        }
-        if (!(want_w || want_x)) continue;
-        if (want_w)
-          for (int64_t cc = 0; cc < p.Cg; ++cc) {
-            gather_input(p, xd + n0 * in_dim + (gi * p.Cg + cc) * in_S, in_dim, count, lanes);
-            input_tiles(p, lanes, v + cc * p.P, p.Cg * p.P);
-          }
-        for (int e = 0; e < 16; ++e) {
-          if (want_w)  // dU = dM V^T, before V's space takes dV
-            blas::gemm_ld<float>(blas::NoTrans, blas::Trans, p.Kg, p.Cg, p.P, 1.f, dm + e * p.Kg * p.P, p.P,
-                                 v + e * p.Cg * p.P, p.P, 0.f, du + e * p.Kg * p.Cg, p.Cg);
-          if (want_x)  // dV = U^T dM
-            blas::gemm_ld<float>(blas::Trans, blas::NoTrans, p.Cg, p.P, p.Kg, 1.f, ud + (gi * 16 + e) * p.Kg * p.Cg,
-                                 p.Cg, dm + e * p.Kg * p.P, p.P, 0.f, v + e * p.Cg * p.P, p.P);
-        }
-        if (want_w) untransform_weight_diff(p, du, pw + gi * p.Kg * p.Cg * 9);
-        if (want_x)
-          for (int64_t cc = 0; cc < p.Cg; ++cc) {
-            input_diff_tiles(p, v + cc * p.P, p.Cg * p.P, lanes);
-            scatter_input_diff(p, lanes, count, gxd + n0 * in_dim + (gi * p.Cg + cc) * in_S, in_dim);
-          }
+  const int64_t G = c.group, B = block_chunks(chunks), lanes_n = std::max(p.Hp * p.Wp, 4 * p.T) * L;
+  const int64_t vsz = 16 * p.Cg * p.P, msz = 16 * p.Kg * p.P, usz = 16 * p.Kg * p.Cg;  // per (chunk, group)
+  const bool tiles = want_w || want_x;
+  std::vector<Work> slot(B);  // one chunk's buffers each, allocated apart (block_chunks)
+  std::vector<float*> V(B), DM(B), DU(B);
+  for (int64_t qb = 0; qb < B; ++qb) {
+    V[qb] = tiles ? buf(slot[qb].v, G * vsz) : nullptr;
+    DM[qb] = tiles ? buf(slot[qb].m, G * msz) : nullptr;
+    DU[qb] = want_w ? buf(slot[qb].du, G * usz) : nullptr;
+  }
+  for (int64_t q0 = 0; q0 < chunks; q0 += B) {
+    const int64_t nb = std::min(B, chunks - q0);
+    at::parallel_for(0, nb * G * p.Kg, 1, [&](int64_t t0, int64_t t1) {  // dM = A dY A^T; the bias sums
+      Work s;
+      float* lanes = buf(s.lanes, lanes_n);
+      float* row = buf(s.row, p.ow);
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t qb = t / (G * p.Kg), gi = t / p.Kg % G, kk = t % p.Kg, k = gi * p.Kg + kk;
+        const int64_t q = q0 + qb, n0 = q * L, off = n0 * out_dim + k * S;
+        const float sum = gather_top_diff(p, tdd + off, rtd ? rtd + off : nullptr, relu_slope,
+                                          std::min<int64_t>(L, c.num - n0), out_dim, lanes, row);
+        if (want_b) pd[q * (wcount + bcount) + wcount + k] = sum;
+        if (tiles) top_diff_tiles(p, lanes, DM[qb] + gi * msz + kk * p.P, p.Kg * p.P);
       }
-    }
-  });
+    });
+    if (!tiles) continue;
+    if (want_w)
+      at::parallel_for(0, nb * G * p.Cg, 1, [&](int64_t t0, int64_t t1) {  // V = B^T d B
+        Work s;
+        float* lanes = buf(s.lanes, lanes_n);
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t qb = t / (G * p.Cg), gi = t / p.Cg % G, cc = t % p.Cg, n0 = (q0 + qb) * L;
+          gather_input(p, xd + n0 * in_dim + (gi * p.Cg + cc) * in_S, in_dim, std::min<int64_t>(L, c.num - n0),
+                       lanes);
+          input_tiles(p, lanes, V[qb] + gi * vsz + cc * p.P, p.Cg * p.P);
+        }
+      });
+    at::parallel_for(0, nb * G * 16, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t qb = t / (G * 16), gi = t / 16 % G, e = t % 16;
+        float* v = V[qb] + gi * vsz + e * p.Cg * p.P;
+        const float* dm = DM[qb] + gi * msz + e * p.Kg * p.P;
+        if (want_w)  // dU_e = dM_e V_e^T, before V_e's space takes dV_e
+          blas::gemm_ld<float>(blas::NoTrans, blas::Trans, p.Kg, p.Cg, p.P, 1.f, dm, p.P, v, p.P, 0.f,
+                               DU[qb] + gi * usz + e * p.Kg * p.Cg, p.Cg);
+        if (want_x)  // dV_e = U_e^T dM_e
+          blas::gemm_ld<float>(blas::Trans, blas::NoTrans, p.Cg, p.P, p.Kg, 1.f, ud + (gi * 16 + e) * p.Kg * p.Cg,
+                               p.Cg, dm, p.P, 0.f, v, p.P);
+      }
+    });
+    if (want_w)
+      at::parallel_for(0, nb * G, 1, [&](int64_t t0, int64_t t1) {  // dg = G^T dU G, the chunk's rows
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t qb = t / G, gi = t % G;
+          untransform_weight_diff(p, DU[qb] + gi * usz,
+                                  pd + (q0 + qb) * (wcount + bcount) + gi * p.Kg * p.Cg * 9);
+        }
+      });
+    if (want_x)
+      at::parallel_for(0, nb * G * p.Cg, 1, [&](int64_t t0, int64_t t1) {  // dx = sum of B dV B^T
+        Work s;
+        float* lanes = buf(s.lanes, lanes_n);
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t qb = t / (G * p.Cg), gi = t / p.Cg % G, cc = t % p.Cg, n0 = (q0 + qb) * L;
+          input_diff_tiles(p, V[qb] + gi * vsz + cc * p.P, p.Cg * p.P, lanes);
+          scatter_input_diff(p, lanes, std::min<int64_t>(L, c.num - n0), gxd + n0 * in_dim + (gi * p.Cg + cc) * in_S,
+                             in_dim);
+        }
+      });
+  }
   // the chunks' sums in chunk order; the elements split over the threads
   float *gwd = want_w ? gw.data_ptr<float>() : nullptr, *gbd = want_b ? gb.data_ptr<float>() : nullptr;
   at::parallel_for(0, wcount + bcount, 1 << 14, [&](int64_t j0, int64_t j1) {

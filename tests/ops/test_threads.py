@@ -31,6 +31,10 @@ def _cases():
     wx, ww, wb = r(40, 32, 9, 9), r(32, 16, 3, 3), r(32)
     wtop = ops.conv_forward(wx, ww, wb, [1, 1], [1, 1], [1, 1], 2, relu_slope=0.1)
     wdiff = r(*wtop.shape)
+    # one chunk of 16 images: its phases (transforms, the 16 GEMMs) split over the threads
+    ox, ow, ob = r(16, 16, 11, 11), r(24, 16, 3, 3), r(24)
+    otop = ops.conv_forward(ox, ow, ob, [1, 1], [1, 1], [1, 1], 1)
+    odiff = r(*otop.shape)
     cases = {
         "conv_forward": (True, lambda: ops.conv_forward(x, w, b, [2, 2], [1, 1], [1, 1], 2)),
         "conv_backward": (True, lambda: ops.conv_backward(conv_diff, x, w, [2, 2], [1, 1], [1, 1], 2,
@@ -39,6 +43,9 @@ def _cases():
             ops.conv_forward(wx, ww, wb, [1, 1], [1, 1], [1, 1], 2, relu_slope=0.1),
             ops.conv_backward(wdiff, wx, ww, [1, 1], [1, 1], [1, 1], 2, [True, True, True], relu_top=wtop,
                               relu_slope=0.1))),
+        "conv_winograd_one_chunk": (True, lambda: (
+            ops.conv_forward(ox, ow, ob, [1, 1], [1, 1], [1, 1], 1),
+            ops.conv_backward(odiff, ox, ow, [1, 1], [1, 1], [1, 1], 1, [True, True, True]))),
         "inner_product_backward": (True, lambda: ops.inner_product_backward(
             ip_diff, x.reshape(5, -1), ip_w, False, [True, True, True])),
         "lrn_across": (True, lambda: ops.lrn_across_backward(x, x, *lrn, 5, 1e-2, 0.75)),
