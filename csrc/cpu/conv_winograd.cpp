@@ -16,9 +16,9 @@
 // a GEMM has 16 x tiles columns and the transforms work on vectors of 16 lanes (one per image:
 // GCC's vector extensions, compiled for AVX-512, AVX2 and the baseline, chosen at load time; the
 // same operations, so the same bits, on each).  The GEMMs are single-threaded; the chunks go in
-// blocks, each block in phases split over the threads (see forward).  The parameter diffs are summed per chunk in the Winograd domain, transformed back, and
-// the chunks' sums added in chunk order at the end, as the im2col path sums its blocks of 16: the
-// thread count cannot change a bit.
+// blocks, each block in phases split over the threads (block_chunks).  The parameter diffs are
+// summed per chunk in the Winograd domain, transformed back, and the chunks' sums added in chunk
+// order at the end, as the im2col path sums its blocks of 16: the thread count cannot change a bit.
 #include "conv_winograd.h"
 
 #include <algorithm>
@@ -72,6 +72,9 @@ Plan make_plan(const Conv& c) {
   p.W = c.g.width;
   return p;
 }
+
+// A lane buffer's floats: the padded input (Hp x Wp) or the output tiles (2th x 2tw), L lanes each.
+int64_t lanes_size(const Plan& p) { return std::max(p.Hp * p.Wp, 4 * p.T) * L; }
 
 // A chunk loop's workspace, taken per call from the caching allocator (csrc/cpu_cache.cpp), which
 // hands the same blocks back from call to call without touching the system.
@@ -285,6 +288,24 @@ void scatter_input_diff(const Plan& p, const float* xp, int64_t count, float* gx
     }
 }
 
+
+// The phase V = B^T d B of chunks q0 .. q0 + nb - 1: every (chunk, group, input channel) of x into
+// its chunk's V (V[qb] + group * vsz), split over the threads.
+void input_phase(const Conv& c, const Plan& p, const float* xd, int64_t q0, int64_t nb,
+                 const std::vector<float*>& V, int64_t vsz) {
+  const int64_t G = c.group, in_dim = c.in_dim();
+  at::parallel_for(0, nb * G * p.Cg, 1, [&](int64_t t0, int64_t t1) {
+    Work s;
+    float* lanes = buf(s.lanes, lanes_size(p));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t qb = t / (G * p.Cg), gi = t / p.Cg % G, cc = t % p.Cg, n0 = (q0 + qb) * L;
+      gather_input(p, xd + n0 * in_dim + (gi * p.Cg + cc) * p.H * p.W, in_dim, std::min<int64_t>(L, c.num - n0),
+                   lanes);
+      input_tiles(p, lanes, V[qb] + gi * vsz + cc * p.P, p.Cg * p.P);
+    }
+  });
+}
+
 }  // namespace
 
 bool applies(const Conv& c, const at::Tensor& x) {
@@ -301,8 +322,8 @@ bool applies(const Conv& c, const at::Tensor& x) {
   // A chunk costs the same however few of its L lanes hold an image: with 1 image a chunk took
   // 18 ms where oneDNN took 1.6 ms (CaffeNet's conv3 forward, one thread); at 12 images they were
   // level (21.2 against 21.3 ms; 24: 40.3 against 40.6), at 16 Winograd led (20.0 against 26.3).
-  // So it takes a batch that fills its chunks at least 3/4 on average. The rule reads the batch only, never the thread count, so that the number of
-  // threads still changes no bit.
+  // So it takes a batch that fills its chunks at least 3/4 on average. The rule reads the batch
+  // only, never the thread count, so that the number of threads still changes no bit.
   const int64_t chunks = (c.num + L - 1) / L;
   return always || c.num >= kMinFill * chunks;
 }
@@ -314,8 +335,9 @@ bool applies(const Conv& c, const at::Tensor& x) {
 // thread count changes no bit; and a batch of few chunks still keeps every thread busy (16 cores
 // and one chunk: the GEMMs of the 16 positions e side by side).
 //
-// Each chunk of a block has its own buffers, allocated apart (not one buffer for the block): glibc's malloc serves an allocation below 32 MB from its heap once one of that size has
-// been freed, but maps a larger one afresh at every call, and touching its fresh pages made a
+// Each chunk of a block has its own buffers, allocated apart (not one buffer for the block):
+// glibc's malloc serves an allocation below 32 MB from its heap once one of that size has been
+// freed, but maps a larger one afresh at every call, and touching its fresh pages made a
 // 2-thread conv3 forward at batch 32 about 50% slower when a block's buffers were one allocation.
 // Each thread allocates its chunk's buffers, so that they come from its own malloc arena, which
 // keeps them from call to call: allocated by one thread, 16 chunks' buffers were given back to the
@@ -334,8 +356,8 @@ at::Tensor forward(const Conv& c, const at::Tensor& x, const at::Tensor& w, cons
   const float *xd = x.data_ptr<float>(), *ud = u.data_ptr<float>(), *bd = b.defined() ? b.data_ptr<float>() : nullptr;
   const float* slope = relu_slope ? &*relu_slope : nullptr;
   float* td = top.data_ptr<float>();
-  const int64_t in_dim = c.in_dim(), out_dim = c.out_dim(), S = p.oh * p.ow, chunks = (c.num + L - 1) / L;
-  const int64_t G = c.group, B = block_chunks(chunks), lanes_n = std::max(p.Hp * p.Wp, 4 * p.T) * L;
+  const int64_t out_dim = c.out_dim(), S = p.oh * p.ow, chunks = (c.num + L - 1) / L;
+  const int64_t G = c.group, B = block_chunks(chunks), lanes_n = lanes_size(p);
   const int64_t vsz = 16 * p.Cg * p.P, msz = 16 * p.Kg * p.P;  // one (chunk, group)'s V and M
   std::vector<Work> slot(B);  // one chunk's buffers each, allocated apart (block_chunks)
   std::vector<float*> V(B), M(B);
@@ -347,16 +369,7 @@ at::Tensor forward(const Conv& c, const at::Tensor& x, const at::Tensor& w, cons
   });
   for (int64_t q0 = 0; q0 < chunks; q0 += B) {
     const int64_t nb = std::min(B, chunks - q0);
-    at::parallel_for(0, nb * G * p.Cg, 1, [&](int64_t t0, int64_t t1) {  // V = B^T d B
-      Work s;
-      float* lanes = buf(s.lanes, lanes_n);
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t qb = t / (G * p.Cg), gi = t / p.Cg % G, cc = t % p.Cg, n0 = (q0 + qb) * L;
-        gather_input(p, xd + n0 * in_dim + (gi * p.Cg + cc) * p.H * p.W, in_dim, std::min<int64_t>(L, c.num - n0),
-                     lanes);
-        input_tiles(p, lanes, V[qb] + gi * vsz + cc * p.P, p.Cg * p.P);
-      }
-    });
+    input_phase(c, p, xd, q0, nb, V, vsz);  // V = B^T d B
     at::parallel_for(0, nb * G * 16, 1, [&](int64_t t0, int64_t t1) {  // M_e = U_e V_e
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t qb = t / (G * 16), gi = t / 16 % G, e = t % 16;
@@ -400,7 +413,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const Conv& c, const at:
   const int64_t wcount = want_w ? gw.numel() : 0, bcount = want_b ? gb.numel() : 0;
   const at::Tensor partial = at::empty({chunks, wcount + bcount}, x.options());
   float* const pd = partial.data_ptr<float>();
-  const int64_t G = c.group, B = block_chunks(chunks), lanes_n = std::max(p.Hp * p.Wp, 4 * p.T) * L;
+  const int64_t G = c.group, B = block_chunks(chunks), lanes_n = lanes_size(p);
   const int64_t vsz = 16 * p.Cg * p.P, msz = 16 * p.Kg * p.P, usz = 16 * p.Kg * p.Cg;  // per (chunk, group)
   const bool tiles = want_w || want_x;
   std::vector<Work> slot(B);  // one chunk's buffers each, allocated apart (block_chunks)
@@ -428,17 +441,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const Conv& c, const at:
       }
     });
     if (!tiles) continue;
-    if (want_w)
-      at::parallel_for(0, nb * G * p.Cg, 1, [&](int64_t t0, int64_t t1) {  // V = B^T d B
-        Work s;
-        float* lanes = buf(s.lanes, lanes_n);
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t qb = t / (G * p.Cg), gi = t / p.Cg % G, cc = t % p.Cg, n0 = (q0 + qb) * L;
-          gather_input(p, xd + n0 * in_dim + (gi * p.Cg + cc) * in_S, in_dim, std::min<int64_t>(L, c.num - n0),
-                       lanes);
-          input_tiles(p, lanes, V[qb] + gi * vsz + cc * p.P, p.Cg * p.P);
-        }
-      });
+    if (want_w) input_phase(c, p, xd, q0, nb, V, vsz);  // V = B^T d B
     at::parallel_for(0, nb * G * 16, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t qb = t / (G * 16), gi = t / 16 % G, e = t % 16;
